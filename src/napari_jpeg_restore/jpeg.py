@@ -1,0 +1,159 @@
+"""JPEG facts: quantization tables by component, table ids and sampling factors.
+
+Everything the restoration needs to know about how a file was coded is collected in one
+immutable :class:`JpegFacts`, read from a Pillow ``JpegImageFile`` (:func:`facts_from_image`),
+built from tables the caller knows (:func:`facts_from_tables`), or estimated from the pixels
+(:mod:`napari_jpeg_restore.blind`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Sampling factors (H, V) of the luma component for each chroma subsampling; chroma is (1, 1).
+SUBSAMPLINGS: dict[str, tuple[int, int]] = {
+    "4:4:4": (1, 1),
+    "4:2:2": (2, 1),
+    "4:2:0": (2, 2),
+    "4:4:0": (1, 2),
+    "4:1:1": (4, 1),
+}
+
+# ITU-T T.81 Annex K tables, the base of the IJG quality scaling used by libjpeg and Pillow.
+_IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+    dtype=np.int64,
+).reshape(8, 8)
+_IJG_CHROMA = np.array(
+    [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+     24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99]
+    + [99] * 32,
+    dtype=np.int64,
+).reshape(8, 8)
+
+
+class JpegError(ValueError):
+    """A file whose coding the restorer cannot use; the message names the file."""
+
+
+def ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (luma, chroma) tables libjpeg and Pillow write for ``quality`` 1..100 (baseline)."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return tuple(np.clip((t * scale + 50) // 100, 1, 255) for t in (_IJG_LUMA, _IJG_CHROMA))
+
+
+@dataclass(frozen=True)
+class JpegFacts:
+    """How an image was JPEG-coded: one 8×8 table (natural order) and (H, V) sampling per component.
+
+    ``tables`` and ``sampling`` hold one entry per component: (Y,) for grayscale, (Y, Cb, Cr) for
+    colour. ``table_ids`` are the DQT ids the file used (informative only). ``grid_offset`` is
+    the (row, col) of a luma block boundary modulo 8: (0, 0) for a file, other values for a
+    cropped JPEG found in blind mode.
+    """
+
+    tables: tuple[np.ndarray, ...]
+    sampling: tuple[tuple[int, int], ...]
+    table_ids: tuple[int, ...] = ()
+    source: str = "<image>"
+    grid_offset: tuple[int, int] = (0, 0)
+
+    @property
+    def colour(self) -> bool:
+        return len(self.tables) == 3
+
+    @property
+    def map_tables(self) -> tuple[np.ndarray, ...]:
+        """The tables the network sees: luma, and for colour one chroma table.
+
+        Rule for files whose Cb and Cr tables differ: the chroma map is their element-wise
+        mean, so both channels' coarseness counts equally.
+        """
+        if not self.colour:
+            return (self.tables[0],)
+        return (self.tables[0], (self.tables[1] + self.tables[2]) / 2.0)
+
+    @property
+    def block_sizes(self) -> tuple[tuple[int, int], ...]:
+        """Image pixels (rows, cols) covered by one 8×8 coding block of each map's component."""
+        hmax = max(h for h, _ in self.sampling)
+        vmax = max(v for _, v in self.sampling)
+        comps = self.sampling if not self.colour else self.sampling[:2]
+        return tuple((8 * vmax // v, 8 * hmax // h) for h, v in comps)
+
+    @property
+    def mcu(self) -> tuple[int, int]:
+        """Minimum coded unit in image pixels (rows, cols)."""
+        return 8 * max(v for _, v in self.sampling), 8 * max(h for h, _ in self.sampling)
+
+    @property
+    def subsampling(self) -> str:
+        if not self.colour:
+            return "gray"
+        (hy, vy), (hc, vc), _ = self.sampling
+        ratio = (hy / hc, vy / vc)
+        return next((name for name, hv in SUBSAMPLINGS.items() if hv == ratio), f"{hy}x{vy},{hc}x{vc}")
+
+
+def _table(values, name: str) -> np.ndarray:
+    table = np.asarray(values, dtype=np.float64).reshape(8, 8)
+    if table.min() < 1 or table.max() > 65535:
+        raise JpegError(f"{name}: quantization table values must lie in 1..65535")
+    return table
+
+
+def facts_from_tables(
+    luma, chroma=None, subsampling: str = "4:2:0", *, colour: bool | None = None, source="<tables>"
+) -> JpegFacts:
+    """Facts from tables the caller supplies (64 values each, natural row-major order).
+
+    ``colour`` defaults to whether a chroma table was given; a colour image without one reuses
+    the luma table for chroma.
+    """
+    colour = chroma is not None if colour is None else colour
+    luma = _table(luma, source)
+    if not colour:
+        return JpegFacts((luma,), ((1, 1),), source=source)
+    if subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling must be one of {', '.join(SUBSAMPLINGS)}; got {subsampling!r}")
+    chroma = luma if chroma is None else _table(chroma, source)
+    return JpegFacts((luma, chroma, chroma), (SUBSAMPLINGS[subsampling], (1, 1), (1, 1)), source=source)
+
+
+def facts_from_image(im) -> JpegFacts:
+    """Read tables and sampling factors from a Pillow ``JpegImageFile``.
+
+    Each component's table is found through its own table id (``im.layer``), so files with
+    three tables, 16-bit tables or unusual ids are read as coded.
+    """
+    source = str(getattr(im, "filename", "") or "<JPEG image>")
+    if getattr(im, "format", None) != "JPEG" or not hasattr(im, "layer"):
+        raise JpegError(f"{source}: not a JPEG image")
+    if im.mode not in ("L", "RGB"):
+        kind = "YCCK" if im.info.get("adobe_transform") == 2 else im.mode
+        raise JpegError(f"{source}: {kind} JPEG files are not supported (only grayscale and YCbCr)")
+    if im.mode == "RGB" and im.info.get("adobe_transform") == 0 and "adobe" in im.info:
+        raise JpegError(f"{source}: RGB-coded JPEG (Adobe transform 0) is not supported, only YCbCr")
+    try:
+        layers = list(im.layer)
+        tables = tuple(_table(im.quantization[tq], source) for _, _, _, tq in layers)
+    except KeyError as exc:
+        raise JpegError(f"{source}: a component refers to quantization table {exc} which the file lacks") from None
+    # Pillow's layer tuples are (id, H, V, table id): the SOF byte's high nibble is H.
+    sampling = tuple((h, v) for _, h, v, _ in layers)
+    if any(not 1 <= s <= 4 for hv in sampling for s in hv):
+        raise JpegError(f"{source}: invalid sampling factors {sampling}")
+    if len(layers) == 1:
+        sampling = ((1, 1),)  # one component is never subsampled (T.81 A.2.1)
+    else:
+        hmax, vmax = max(h for h, _ in sampling), max(v for _, v in sampling)
+        if any(hmax % h or vmax % v for h, v in sampling) or sampling[1] != sampling[2]:
+            raise JpegError(f"{source}: unsupported sampling factors {sampling}")
+    return JpegFacts(tables, sampling, tuple(tq for *_, tq in layers), source)

@@ -1,0 +1,232 @@
+"""The QGCN family: one configurable network, variants and sizes as configs (paper, section III-C).
+
+``build_model(config)`` returns an ``nn.Module`` with two entry points the engine uses:
+``global_features(g)`` (the global branch on the 112×112 whole-image input, or ``None``) and
+``restore(x, features)`` (the restoration branch on an image region plus its maps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+VARIANTS = ("qgcn", "qcn", "edsr", "arcnn")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that builds a network. ``variant``:
+
+    - ``qgcn``: restoration branch + global branch, image and quantization maps in;
+    - ``qcn``: QGCN without the global branch;
+    - ``edsr``: QCN without the maps (the paper's EDSR baseline, down-sampled like ours);
+    - ``arcnn``: the 4-layer AR-CNN, image only.
+    """
+
+    variant: str = "qgcn"
+    colour: bool = True
+    channels: int = 32
+    blocks: tuple[int, int] = (8, 8)  # residual blocks in group 1 and group 2
+    res_scale: float = 0.1
+    global_channels: tuple[int, ...] = (32, 64, 128, 256)  # Table I, conv1..conv4
+    global_pool: bool = False  # average-pool the 7×7 map before fc1 (small presets; paper: False)
+    global_hidden: int = 1024  # fc1 width
+    global_features: int = 64  # fc2 width, broadcast over H/2×W/2
+    global_size: int = 112
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "global_channels", tuple(self.global_channels))
+
+    @property
+    def image_channels(self) -> int:
+        return 3 if self.colour else 1
+
+    @property
+    def uses_maps(self) -> bool:
+        return self.variant in ("qgcn", "qcn")
+
+    @property
+    def map_channels(self) -> int:
+        return (2 if self.colour else 1) if self.uses_maps else 0
+
+    @property
+    def has_global(self) -> bool:
+        return self.variant == "qgcn"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**d)
+
+
+#: Presets differ in size only. ``paper`` is as published (N_res = 32, 64 channels, Table I with
+#: its 7·7·256 -> 1024 fc). The others pool the 7×7 map before a smaller fc: the printed fc alone
+#: holds 12.85 M weights, more than a whole small restoration branch (DESIGN.md).
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(channels=64, blocks=(32, 32)),
+    "medium": ModelConfig(channels=40, blocks=(4, 4), global_pool=True, global_hidden=256),
+    "small": ModelConfig(channels=32, blocks=(6, 6), global_pool=True, global_hidden=256),
+    "tiny": ModelConfig(
+        channels=24, blocks=(4, 4), global_channels=(16, 32, 64, 128), global_pool=True, global_hidden=128
+    ),
+}
+
+
+def preset(name: str, *, colour: bool = True, variant: str = "qgcn") -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[name], colour=colour, variant=variant)
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2 if stride == 1 else (k - stride) // 2)
+
+
+class ResidualBlock(nn.Module):
+    """conv-ReLU-conv, scaled by ``res_scale``, plus the skip; no batch norm (EDSR)."""
+
+    def __init__(self, channels: int, res_scale: float):
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels), nn.ReLU(inplace=True), _conv(channels, channels))
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return x + self.body(x) * self.res_scale
+
+
+class ResidualGroup(nn.Module):
+    """N residual blocks and a conv, with a skip over the whole group."""
+
+    def __init__(self, channels: int, n: int, res_scale: float):
+        super().__init__()
+        self.body = nn.Sequential(*[ResidualBlock(channels, res_scale) for _ in range(n)], _conv(channels, channels))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class GlobalBranch(nn.Module):
+    """Table I: four (4×4 stride-2 conv, 3×3 conv) pairs on the 112×112 input, fc1, fc2."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int):
+        super().__init__()
+        layers, cin = [], in_channels
+        for c in cfg.global_channels:
+            layers += [_conv(cin, c, 4, 2), nn.ReLU(inplace=True), _conv(c, c), nn.ReLU(inplace=True)]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        side = cfg.global_size // 2 ** len(cfg.global_channels)
+        self.pool = nn.AdaptiveAvgPool2d(1) if cfg.global_pool else nn.Identity()
+        flat = cin if cfg.global_pool else cin * side * side
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, cfg.global_hidden), nn.ReLU(inplace=True),
+            nn.Linear(cfg.global_hidden, cfg.global_features),
+        )
+
+    def forward(self, g):
+        return self.fc(self.pool(self.features(g)))
+
+
+class QGCN(nn.Module):
+    """Restoration branch (+ optional global branch); covers the qgcn, qcn and edsr variants.
+
+    The output is added to the input image (global residual), so the network learns the
+    correction, and an untrained correction of zero leaves the image as it was.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        c, cin = cfg.channels, cfg.image_channels + cfg.map_channels
+        self.head = _conv(cin, c, 4, 2)
+        self.group1 = ResidualGroup(c, cfg.blocks[0], cfg.res_scale)
+        self.global_branch = GlobalBranch(cfg, cin) if cfg.has_global else None
+        self.merge = _conv(c + cfg.global_features, c) if cfg.has_global else nn.Identity()
+        self.group2 = ResidualGroup(c, cfg.blocks[1], cfg.res_scale)
+        self.tail = nn.Sequential(_conv(c, 4 * c), nn.PixelShuffle(2), _conv(c, cfg.image_channels))
+
+    def global_features(self, g):
+        return None if self.global_branch is None else self.global_branch(g)
+
+    def restore(self, x, features=None):
+        """x: (B, image + map channels, H, W) with H, W even; returns (B, image channels, H, W)."""
+        f = self.group1(self.head(x))
+        if self.global_branch is not None:
+            b, _, h, w = f.shape
+            if features is None:  # the 64×64 training stage may skip the global branch
+                features = f.new_zeros(b, self.config.global_features)
+            f = self.merge(torch.cat([f, features[:, :, None, None].expand(b, -1, h, w)], 1))
+        return x[:, : self.config.image_channels] + self.tail(self.group2(f))
+
+    def forward(self, x, g=None):
+        return self.restore(x, None if g is None else self.global_features(g))
+
+
+class ARCNN(nn.Module):
+    """AR-CNN (Dong et al. 2015): feature extraction, enhancement, mapping, reconstruction."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        n = cfg.image_channels
+        self.body = nn.Sequential(
+            _conv(n, 64, 9), nn.ReLU(inplace=True), _conv(64, 32, 7), nn.ReLU(inplace=True),
+            _conv(32, 16, 1), nn.ReLU(inplace=True), _conv(16, n, 5),
+        )
+
+    def global_features(self, g):
+        return None
+
+    def restore(self, x, features=None):
+        return x + self.body(x)
+
+    def forward(self, x, g=None):
+        return self.restore(x)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    return ARCNN(cfg) if cfg.variant == "arcnn" else QGCN(cfg)
+
+
+def model_cost(cfg: ModelConfig) -> dict:
+    """Parameters, fp16 weight bytes, restoration MACs per pixel and global-branch MACs per image."""
+    model = build_model(cfg)
+    params = sum(p.numel() for p in model.parameters())
+    counts = {"restoration": 0, "global": 0}
+
+    def hook(name):
+        def count(module, inputs, output):
+            if isinstance(module, nn.Conv2d):
+                k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+                counts[name] += output.numel() * k
+            elif isinstance(module, nn.Linear):
+                counts[name] += module.in_features * module.out_features
+        return count
+
+    branch = getattr(model, "global_branch", None)
+    in_global = {id(m) for m in branch.modules()} if branch is not None else set()
+    handles = [
+        m.register_forward_hook(hook("global" if id(m) in in_global else "restoration"))
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    side = 64
+    with torch.no_grad():
+        x = torch.zeros(1, cfg.image_channels + cfg.map_channels, side, side)
+        g = torch.zeros(1, x.shape[1], cfg.global_size, cfg.global_size)
+        model(x, g if cfg.has_global else None)
+    for h in handles:
+        h.remove()
+    return {
+        "params": params,
+        "weights_fp16_bytes": 2 * params,
+        "macs_per_pixel": counts["restoration"] / side**2,
+        "global_macs_per_image": counts["global"],
+    }

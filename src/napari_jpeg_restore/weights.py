@@ -1,0 +1,158 @@
+"""Trained weights on disk: safetensors shards plus a JSON config with checksums and a record.
+
+A model folder holds ``config.json`` and the ``*.safetensors`` files it lists with their
+SHA-256. Nothing is ever unpickled. Shipped models live in the package's ``weights/`` folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .maps import MAP_NORMALISATION
+from .model import ModelConfig, build_model
+
+FORMAT = "napari-jpeg-restore/1"
+SHIPPED = Path(__file__).parent / "weights"
+#: The shipped model used for each kind of image when the caller names none.
+DEFAULTS = {"colour": "qgcn-colour", "gray": "qgcn-gray"}
+SHARD_BYTES = 15 * 2**20  # below the 16 MiB a file may weigh when it travels back from a GPU lease
+
+
+class WeightsError(ValueError):
+    """Weights that are missing, corrupt or do not fit; the message names the file."""
+
+
+class ModelNotAvailable(WeightsError):
+    """No trained weights exist for what was asked (never replaced by random weights)."""
+
+
+def shipped_models() -> list[str]:
+    return sorted(p.parent.name for p in SHIPPED.glob("*/config.json"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model, folder, *, record: dict | None = None, dtype: str = "float16") -> Path:
+    """Write ``model`` (no optimizer state) as safetensors shards + config.json into ``folder``."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
+    shards, current, size = [], {}, 0
+    for name, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > SHARD_BYTES:
+            shards.append(current)
+            current, size = {}, 0
+        current[name] = t
+        size += nbytes
+    shards.append(current)
+    files = {}
+    for i, shard in enumerate(shards):
+        name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        _atomic_write(folder / name, lambda tmp, s=shard: save_file(s, tmp))
+        files[name] = _sha256(folder / name)
+    config = {
+        "format": FORMAT,
+        "model": model.config.to_dict(),
+        "maps": MAP_NORMALISATION,
+        "dtype": dtype,
+        "files": files,
+        "record": record or {},
+    }
+    _atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    return folder
+
+
+def resolve(spec, colour: bool) -> Path:
+    """The model folder for ``spec``: None/"default" (by image kind), a shipped name, or a path."""
+    if spec is None or spec == "default":
+        name = DEFAULTS["colour" if colour else "gray"]
+        if not (SHIPPED / name / "config.json").is_file():
+            kind = "colour" if colour else "grayscale"
+            raise ModelNotAvailable(
+                f"no trained {kind} model is shipped yet (expected {SHIPPED / name}); pass model=PATH "
+                "to weights made by `qgcn-train export`"
+            )
+        return SHIPPED / name
+    if isinstance(spec, str) and (SHIPPED / spec / "config.json").is_file():
+        return SHIPPED / spec
+    path = Path(spec)
+    if path.is_file() and path.name == "config.json":
+        return path.parent
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    if path.suffix == ".safetensors" and (path.parent / "config.json").is_file():
+        return path.parent
+    known = ", ".join(shipped_models()) or "none"
+    raise WeightsError(f"{spec}: not a shipped model (shipped: {known}) nor a folder with config.json")
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{folder / 'config.json'}: unreadable model config ({exc})") from None
+    if config.get("format") != FORMAT:
+        raise WeightsError(f"{folder / 'config.json'}: not a {FORMAT} model config")
+    if config.get("maps") != MAP_NORMALISATION:
+        raise WeightsError(f"{folder}: trained with maps {config.get('maps')!r}, this version makes {MAP_NORMALISATION!r}")
+    return config
+
+
+def load_model(spec=None, *, colour: bool = True):
+    """Build the network for ``spec`` and load its checked weights (float32, eval mode)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve(spec, colour)
+    config = read_config(folder)
+    try:
+        cfg = ModelConfig.from_dict(config["model"])
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{folder / 'config.json'}: bad model settings ({exc})") from None
+    if cfg.colour != colour:
+        want, have = ("colour", "grayscale") if colour else ("grayscale", "colour")
+        raise WeightsError(f"{folder}: a {have} model cannot restore a {want} image")
+    state = {}
+    for name, digest in config["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise WeightsError(f"{path}: weights file missing")
+        if _sha256(path) != digest:
+            raise WeightsError(f"{path}: checksum mismatch, the file is corrupt or was changed")
+        try:
+            state.update(load_file(path))
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{path}: unreadable weights ({exc})") from None
+    model = build_model(cfg)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as exc:
+        raise WeightsError(f"{folder}: weights do not fit the config ({str(exc).splitlines()[0]})") from None
+    model.config = cfg
+    model.record = config.get("record", {})
+    return model.eval()

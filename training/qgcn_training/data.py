@@ -1,0 +1,158 @@
+"""Training data: a decoded image pool, 256×256 crops with step 128, random patches, and JPEG
+variety (quality, subsampling, table families, double compression) made with Pillow.
+
+Every batch is a pure function of (seed, step), so a resumed run sees exactly the data an
+uninterrupted one would have seen, and DDP ranks draw disjoint samples of the same step.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from napari_jpeg_restore.engine import global_input, image_tensor, network_input
+from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+CROP, CROP_STEP = 256, 128
+JPEG_GT_MAX_QF = 85  # ground truths that are JPEGs carry q95-like error of their own
+SHIFT_MARGIN = 8  # extra pixels drawn so double compression can shift its grid
+
+
+@dataclass(frozen=True)
+class JpegVariety:
+    """How training patches are JPEG-coded. ``paper()`` is the paper's setting.
+
+    Quality: with probability ``low_share`` uniform in ``low_qf``, else uniform in ``high_qf``.
+    Tables: a family drawn by ``families`` weights (see :func:`make_tables`).
+    """
+
+    low_qf: tuple[int, int] = (1, 60)
+    high_qf: tuple[int, int] = (61, 100)
+    low_share: float = 0.7
+    subsamplings: dict = field(default_factory=lambda: {"4:2:0": 0.5, "4:4:4": 0.25, "4:2:2": 0.25})
+    families: dict = field(default_factory=lambda: {"ijg": 0.6, "perturbed": 0.2, "flat": 0.1, "tilted": 0.1})
+    double_share: float = 0.1
+    shifted_share: float = 0.5  # of double-compressed patches, those whose grid moves between saves
+
+    @classmethod
+    def paper(cls) -> "JpegVariety":
+        return cls(low_share=1.0, subsamplings={"4:2:0": 1.0}, families={"ijg": 1.0}, double_share=0.0)
+
+
+def _pick(rng, weights: dict):
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys], dtype=float)
+    return keys[rng.choice(len(keys), p=p / p.sum())]
+
+
+def make_tables(family: str, quality: int, rng) -> list[list[int]]:
+    """Luma and chroma tables of one family at roughly the coarseness of IJG ``quality``.
+
+    ``ijg`` the libjpeg tables; ``perturbed`` each entry scaled by a log-normal factor;
+    ``flat`` one step everywhere (the luma table's mean); ``tilted`` a + b·(u + v) ramps, the
+    shape of camera and Photoshop tables that rise more slowly than IJG's.
+    """
+    luma, chroma = (t.astype(float) for t in ijg_tables(quality))
+    if family == "perturbed":
+        luma, chroma = (t * np.exp(rng.normal(0, 0.25, t.shape)) for t in (luma, chroma))
+    elif family == "flat":
+        luma = chroma = np.full((8, 8), luma.mean())
+    elif family == "tilted":
+        uv = np.add.outer(np.arange(8), np.arange(8))
+        luma, chroma = (t.min() + (t.mean() - t.min()) * rng.uniform(0.3, 1.5) * uv / 7 for t in (luma, chroma))
+    elif family != "ijg":
+        raise ValueError(f"unknown table family {family!r}")
+    return [np.clip(np.rint(t), 1, 255).astype(int).ravel().tolist() for t in (luma, chroma)]
+
+
+def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) -> Image.Image:
+    """JPEG-code ``patch`` with Pillow and return the decoded file (tables and sampling intact)."""
+    img = Image.fromarray(patch)
+    buf = io.BytesIO()
+    kwargs = {"qtables": make_tables(family, quality, rng)} if family != "ijg" else {"quality": quality}
+    if img.mode == "L" and "qtables" in kwargs:
+        kwargs["qtables"] = kwargs["qtables"][:1]
+    img.save(buf, "JPEG", subsampling=subsampling, **kwargs)
+    out = Image.open(buf)
+    out.load()
+    return out
+
+
+def load_pool(dirs, gray: bool = False) -> list[tuple[np.ndarray, bool]]:
+    """Decode every image under ``dirs`` once: (pixels, is_jpeg) pairs kept in memory."""
+    pool = []
+    for d in dirs:
+        files = sorted(p for p in Path(d).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"{d}: no training images found")
+        for p in files:
+            with Image.open(p) as im:
+                pix = np.asarray(im.convert("L" if gray else "RGB"))
+            if min(pix.shape[:2]) >= CROP:
+                pool.append((pix, p.suffix.lower() in (".jpg", ".jpeg")))
+    return pool
+
+
+class PatchSampler:
+    """Draws batches of (network input, global input, target) for a given step."""
+
+    def __init__(self, pool, *, patch: int = 64, variety: JpegVariety = JpegVariety(), seed: int = 0,
+                 with_global: bool = True, global_size: int = 112):
+        self.pool, self.patch, self.variety, self.seed = pool, patch, variety, seed
+        self.with_global, self.global_size = with_global, global_size
+        # 256×256 crops with step 128 (section IV-A); a patch is drawn inside a crop
+        self.crops = [
+            (i, y, x)
+            for i, (pix, _) in enumerate(pool)
+            for y in range(0, pix.shape[0] - CROP + 1, CROP_STEP)
+            for x in range(0, pix.shape[1] - CROP + 1, CROP_STEP)
+        ]
+
+    def sample(self, rng):
+        v, p = self.variety, self.patch
+        i, cy, cx = self.crops[rng.integers(len(self.crops))]
+        pix, gt_is_jpeg = self.pool[i]
+        size = min(p + SHIFT_MARGIN, CROP)
+        y, x = cy + rng.integers(CROP - size + 1), cx + rng.integers(CROP - size + 1)
+        region = pix[y : y + size, x : x + size]
+        if rng.random() < 0.5:
+            region = region[:, ::-1]
+        if rng.random() < 0.5:
+            region = region[::-1]
+        quality = int(rng.integers(*v.low_qf, endpoint=True) if rng.random() < v.low_share
+                      else rng.integers(*v.high_qf, endpoint=True))
+        if gt_is_jpeg:
+            quality = min(quality, JPEG_GT_MAX_QF)
+        family, sub = _pick(rng, v.families), _pick(rng, v.subsamplings)
+        source, dy, dx = region, 0, 0
+        if rng.random() < v.double_share:
+            first_q = int(rng.integers(max(quality - 20, 1), min(quality + 40, 100), endpoint=True))
+            if gt_is_jpeg:
+                first_q = min(first_q, JPEG_GT_MAX_QF)
+            first = encode(np.ascontiguousarray(region), first_q, _pick(rng, v.families), sub, rng)
+            source = np.asarray(first)
+            if rng.random() < v.shifted_share and size > p:
+                dy, dx = (int(s) for s in rng.integers(1, size - p, 2))  # 1..7: off the first grid
+        gt = np.ascontiguousarray(region[dy : dy + p, dx : dx + p])
+        jpeg = encode(np.ascontiguousarray(source[dy : dy + p, dx : dx + p]), quality, family, sub, rng)
+        return gt, jpeg
+
+    def batch(self, step: int, size: int, rank: int = 0, world: int = 1):
+        """The batch of ``step`` (``size`` samples per rank); deterministic in (seed, step, rank)."""
+        xs, gs, ts = [], [], []
+        for k in range(size):
+            rng = np.random.default_rng([self.seed, step, rank * size + k])
+            gt, jpeg = self.sample(rng)
+            decoded = np.asarray(jpeg)
+            facts = facts_from_image(jpeg)
+            xs.append(network_input(decoded, facts))
+            ts.append(image_tensor(gt))
+            if self.with_global:
+                gs.append(global_input(decoded, facts, self.global_size))
+        return torch.stack(xs), (torch.stack(gs) if gs else None), torch.stack(ts)
