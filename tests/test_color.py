@@ -1,0 +1,19 @@
+import numpy as np
+import torch
+from PIL import Image
+
+from napari_jpeg_restore.color import rgb_to_ycbcr, ycbcr_to_rgb
+
+
+def test_kornia_matches_pillow_jpeg_ycbcr_within_one_level():
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rgb[0, :8] = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [128, 128, 128]]
+    ours = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255).permute(1, 2, 0).numpy() * 255
+    pillow = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(float)
+    assert np.abs(np.round(ours) - pillow).max() <= 1
+    assert np.abs(ours - pillow).mean() < 0.3
+
+
+def test_round_trip():
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(ycbcr_to_rgb(rgb_to_ycbcr(x)), x, atol=1e-5, rtol=0)

@@ -1,0 +1,80 @@
+import io
+
+import numpy as np
+import pytest
+import simplejpeg
+from PIL import Image
+
+from conftest import jpeg
+from napari_jpeg_restore.jpeg import JpegError, facts_from_image, facts_from_tables, ijg_tables
+
+RNG = np.random.default_rng(0)
+NOISE = RNG.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("quality", [1, 10, 50, 90, 100])
+def test_pillow_tables_read_by_component(quality):
+    facts = facts_from_image(jpeg(NOISE, quality=quality))
+    luma, chroma = ijg_tables(quality)
+    assert facts.colour and facts.table_ids == (0, 1, 1)
+    np.testing.assert_array_equal(facts.tables[0], luma)
+    np.testing.assert_array_equal(facts.tables[1], chroma)
+    np.testing.assert_array_equal(facts.tables[2], chroma)
+
+
+@pytest.mark.parametrize(
+    "code, sampling, block, mcu",
+    [("444", (1, 1), (8, 8), (8, 8)), ("422", (2, 1), (8, 16), (8, 16)), ("420", (2, 2), (16, 16), (16, 16)),
+     ("440", (1, 2), (16, 8), (16, 8)), ("411", (4, 1), (8, 32), (8, 32))],
+)
+def test_sampling_factors_of_all_five_subsamplings(code, sampling, block, mcu):
+    im = Image.open(io.BytesIO(simplejpeg.encode_jpeg(NOISE, quality=40, colorsubsampling=code)))
+    facts = facts_from_image(im)
+    assert facts.sampling == (sampling, (1, 1), (1, 1))
+    assert facts.block_sizes == ((8, 8), block)
+    assert facts.mcu == mcu
+    assert facts.subsampling == f"{code[0]}:{code[1]}:{code[2]}"
+
+
+def test_grayscale_file():
+    facts = facts_from_image(jpeg(NOISE[..., 0], quality=30))
+    assert not facts.colour and facts.sampling == ((1, 1),) and facts.mcu == (8, 8)
+    np.testing.assert_array_equal(facts.tables[0], ijg_tables(30)[0])
+    assert len(facts.map_tables) == 1
+
+
+def test_sixteen_bit_tables():
+    facts = facts_from_image(jpeg(NOISE, qtables=[[300] * 64, [1000] * 64]))
+    assert facts.tables[0].max() == 300 and facts.tables[1].max() == 1000
+
+
+def test_three_tables_through_table_ids_and_the_chroma_rule():
+    im = jpeg(NOISE, qtables=[[10] * 64, [20] * 64, [40] * 64])
+    facts = facts_from_image(im)
+    assert facts.table_ids == (0, 1, 2)
+    assert [t[0, 0] for t in facts.tables] == [10, 20, 40]
+    # documented rule: the single chroma map is the element-wise mean of Cb's and Cr's tables
+    np.testing.assert_array_equal(facts.map_tables[1], np.full((8, 8), 30.0))
+
+
+def test_cmyk_jpeg_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(NOISE).convert("CMYK").save(path)
+    with pytest.raises(JpegError, match="cmyk.jpg.*CMYK"):
+        facts_from_image(Image.open(path))
+
+
+def test_non_jpeg_is_refused(tmp_path):
+    path = tmp_path / "a.png"
+    Image.fromarray(NOISE).save(path)
+    with pytest.raises(JpegError, match="a.png: not a JPEG"):
+        facts_from_image(Image.open(path))
+
+
+def test_facts_from_tables_checks_values():
+    facts = facts_from_tables([5] * 64, [7] * 64, "4:2:2")
+    assert facts.sampling[0] == (2, 1) and facts.tables[2][0, 0] == 7
+    with pytest.raises(ValueError, match="1..65535"):
+        facts_from_tables([0] * 64)
+    with pytest.raises(ValueError, match="subsampling"):
+        facts_from_tables([5] * 64, [5] * 64, "4:3:1")
