@@ -11,7 +11,11 @@ def test_kornia_matches_pillow_jpeg_ycbcr_within_one_level():
     ours = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255).permute(1, 2, 0).numpy() * 255
     pillow = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(float)
     assert np.abs(np.round(ours) - pillow).max() <= 1
-    assert np.abs(ours - pillow).mean() < 0.3
+    r, g, b = rgb.astype(float).transpose(2, 0, 1)
+    jfif = np.stack([0.299 * r + 0.587 * g + 0.114 * b,
+                     128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+                     128 + 0.5 * r - 0.418688 * g - 0.081312 * b], -1)
+    assert np.abs(ours - jfif).max() < 0.1  # JFIF's equations; Pillow truncates, hence ~1 level above
 
 
 def test_round_trip():
