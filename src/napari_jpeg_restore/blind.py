@@ -25,7 +25,7 @@ MAX_COST = 0.42  # decoder rounding and colour conversion leave ~0.35 rms, a mea
 # coefficients with no lattice give 0.5 at q = 2 and more above
 MIN_COUNT = 4  # coefficients needed before a step is believed; fewer lets a divisor of the step win
 MAX_BLOCKS = 16384
-SNAP_SHARE = 0.9  # share of determined luma entries an IJG quality must reproduce exactly
+SNAP_SHARE = 0.9  # share of determined luma entries an IJG quality must agree with
 _OFFSET_FREQS = [(0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (1, 2), (2, 1)]
 
 
@@ -110,17 +110,24 @@ def _subsample(plane: np.ndarray, h: int, v: int, reduce=np.mean) -> np.ndarray:
 
 
 def _snap(luma: np.ndarray, luma_bound: np.ndarray) -> int | None:
+    """The IJG quality whose luma table reproduces the estimates, or None.
+
+    An estimate that divides the table's step is no conflict (with few large coefficients a
+    divisor of the step fits as well); hits are exact matches; at most 10 % may conflict.
+    """
     determined = luma > 0
     if determined.sum() < 3:
         return None
-    best_q, best_hits = None, -1
+    best_q, best_hits = None, 0
     for quality in range(1, 101):
         table = ijg_tables(quality)[0]
-        consistent = np.all(table[~determined] >= np.minimum(luma_bound[~determined], 255) * 0.5)
+        if np.any(table[~determined] < np.minimum(luma_bound[~determined], 255) / 2):
+            continue
         hits = int(np.sum(table[determined] == luma[determined]))
-        if consistent and hits > best_hits:
+        conflicts = int(np.sum(table[determined] % luma[determined] != 0))
+        if conflicts <= (1 - SNAP_SHARE) * determined.sum() and hits > best_hits:
             best_q, best_hits = quality, hits
-    return best_q if best_hits >= SNAP_SHARE * determined.sum() else None
+    return best_q if best_hits >= 3 else None
 
 
 def _fill(raw: np.ndarray, bound: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -60,7 +61,13 @@ def save_weights(model, folder, *, record: dict | None = None, dtype: str = "flo
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu", getattr(torch, dtype)).contiguous()
+        # a tensor larger than a shard (the paper's 12544×1024 fc) is stored as row pieces "name#i"
+        rows = max(1, SHARD_BYTES // max(1, v[0].numel() * v.element_size())) if v.ndim else 1
+        pieces = v.split(rows) if v.ndim and v.numel() * v.element_size() > SHARD_BYTES else [v]
+        tensors.update({k: v} if len(pieces) == 1 else {f"{k}#{i}": p.clone() for i, p in enumerate(pieces)})
     shards, current, size = [], {}, 0
     for name, t in tensors.items():
         nbytes = t.numel() * t.element_size()
@@ -125,6 +132,7 @@ def read_config(folder: Path) -> dict:
 
 def load_model(spec=None, *, colour: bool = True):
     """Build the network for ``spec`` and load its checked weights (float32, eval mode)."""
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -148,6 +156,11 @@ def load_model(spec=None, *, colour: bool = True):
             state.update(load_file(path))
         except (SafetensorError, OSError) as exc:
             raise WeightsError(f"{path}: unreadable weights ({exc})") from None
+    pieces: dict[str, list] = {}
+    for key in sorted(k for k in state if "#" in k):
+        name, index = key.rsplit("#", 1)
+        pieces.setdefault(name, []).append((int(index), state.pop(key)))
+    state.update({name: torch.cat([t for _, t in sorted(parts)]) for name, parts in pieces.items()})
     model = build_model(cfg)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import jpeg, psnr
+from napari_jpeg_restore import RestoreCancelled
+from napari_jpeg_restore.engine import Engine, pick_device
+from napari_jpeg_restore.jpeg import facts_from_image
+from napari_jpeg_restore.weights import load_model
+
+
+@pytest.fixture(scope="module")
+def colour_model(random_weights):
+    return load_model(random_weights["colour"], colour=True)
+
+
+@pytest.fixture(scope="module")
+def q20(textured):
+    im = jpeg(textured, quality=20)
+    return np.asarray(im), facts_from_image(im)
+
+
+def test_tiled_equals_untiled_with_the_default_tile(colour_model, q20):
+    pixels, facts = q20
+    assert max(pixels.shape) > 512  # tile edges fall inside the image
+    whole = Engine(colour_model, tile=0).run(pixels, facts)
+    tiled = Engine(colour_model).run(pixels, facts)
+    assert psnr(whole, pixels) < 35  # the weights really change the image
+    assert psnr(tiled, whole) >= 50
+
+
+def test_small_tiles_still_agree(colour_model, q20):
+    pixels, facts = q20
+    whole = Engine(colour_model, tile=0).run(pixels, facts)
+    assert psnr(Engine(colour_model, tile=160, overlap=32).run(pixels, facts), whole) >= 50
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 13, 3), (33, 17, 3)])
+def test_odd_sizes(colour_model, shape):
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    im = jpeg(pixels, quality=30)
+    out = Engine(colour_model).run(np.asarray(im), facts_from_image(im))
+    assert out.shape == shape and out.dtype == np.uint8
+
+
+def test_progress_and_cancel(colour_model, q20):
+    pixels, facts = q20
+    calls = []
+    Engine(colour_model, tile=256).run(pixels, facts, progress=lambda d, t: calls.append((d, t)))
+    total = calls[-1][1]
+    assert total > 1 and calls[0] == (0, total) and calls[-1] == (total, total)
+    seen = []
+    with pytest.raises(RestoreCancelled, match="cancelled after 2 of"):
+        Engine(colour_model, tile=256).run(pixels, facts, progress=lambda d, t: seen.append(d),
+                                            cancel=lambda: len(seen) > 2)
+
+
+def test_threads_option_is_restored(colour_model, q20):
+    before = torch.get_num_threads()
+    Engine(colour_model, threads=1, tile=0).run(*q20)
+    assert torch.get_num_threads() == before
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device().type in (expected, "mps")
+
+
+def test_mismatched_model_and_image(colour_model):
+    gray = jpeg(np.zeros((16, 16), np.uint8), quality=50)
+    with pytest.raises(ValueError, match="grayscale pixels.*colour model"):
+        Engine(colour_model).run(np.asarray(gray), facts_from_image(gray))
+
+
+def test_bad_tile_settings(colour_model):
+    with pytest.raises(ValueError, match="twice the overlap"):
+        Engine(colour_model, tile=64, overlap=32)

@@ -1,0 +1,117 @@
+import hashlib
+import io
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from conftest import data_image, jpeg, psnr
+from napari_jpeg_restore import JpegError, QGCNRestore, RestoreCancelled, restore
+from napari_jpeg_restore.filter import BlindModeWarning
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return data_image("LIVE1/parrots.png").crop((0, 0, 203, 141))  # odd size
+
+
+def _file(tmp_path, img, name="a.jpg", **save):
+    path = tmp_path / name
+    img.save(path, "JPEG", **save)
+    return path
+
+
+def test_restore_keeps_size_mode_metadata_and_input(tmp_path, photo, random_weights):
+    exif = Image.Exif()
+    exif[0x010E] = "a test image"
+    icc = b"\0" * 128  # carried as bytes; the restorer does not interpret it
+    path = _file(tmp_path, photo, quality=15, exif=exif, icc_profile=icc, dpi=(300, 300))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    img = Image.open(path)
+    before = np.asarray(img).copy()
+    out = restore(img, model=random_weights["colour"])
+    assert out.size == img.size and out.mode == "RGB" and out is not img
+    assert out.info["exif"] == img.info["exif"] and out.info["icc_profile"] == icc
+    assert tuple(round(d) for d in out.info["dpi"]) == (300, 300)
+    assert np.array_equal(np.asarray(img), before)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert psnr(out, before) < 40  # the weights did something
+
+
+def test_filter_with_file_tables_equals_restore(tmp_path, photo, random_weights):
+    img = Image.open(_file(tmp_path, photo, quality=25))
+    expected = np.asarray(restore(img, model=random_weights["colour"]))
+    f = QGCNRestore.from_image(img, model=random_weights["colour"])
+    assert isinstance(f, ImageFilter.MultibandFilter) and not callable(f)
+    assert np.array_equal(np.asarray(img.filter(f)), expected)
+    quant = QGCNRestore(quantization=img.quantization, subsampling="4:2:0", model=random_weights["colour"])
+    assert np.array_equal(np.asarray(img.filter(quant)), expected)
+
+
+def test_blind_filter_finds_pillow_tables(tmp_path, random_weights):
+    img = Image.open(_file(tmp_path, data_image("LIVE1/bikes.png"), quality=30))
+    expected = np.asarray(restore(img, model=random_weights["colour"]))
+    with pytest.warns(BlindModeWarning, match="estimating them from the pixels"):
+        out = img.filter(QGCNRestore(model=random_weights["colour"]))
+    assert np.array_equal(np.asarray(out), expected)
+
+
+def test_converted_image_falls_back_to_blind_mode_with_a_warning(tmp_path, photo, random_weights):
+    img = Image.open(_file(tmp_path, photo, quality=25)).convert("RGB")
+    with pytest.warns(BlindModeWarning):
+        restore(img, model=random_weights["colour"])
+
+
+def test_never_jpeg_comes_back_unchanged(random_weights):
+    png = data_image("LIVE1/caps.png")
+    with pytest.warns(BlindModeWarning, match="returned unchanged"):
+        out = restore(png, model=random_weights["colour"])
+    assert np.array_equal(np.asarray(out), np.asarray(png))
+
+
+def test_gray_rgba_and_la(tmp_path, photo, random_weights):
+    gray = Image.open(_file(tmp_path, photo.convert("L"), "g.jpg", quality=20))
+    out = restore(gray, model=random_weights["gray"])
+    assert out.mode == "L" and out.size == gray.size
+    rgba = photo.copy()
+    alpha = Image.fromarray(np.random.default_rng(0).integers(0, 256, photo.size[::-1], dtype=np.uint8))
+    rgba.putalpha(alpha)
+    q = jpeg(photo, quality=20).quantization
+    out = restore(rgba, quantization=q, model=random_weights["colour"])
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out.getchannel("A")), np.asarray(alpha))
+    la = photo.convert("L")
+    la.putalpha(alpha)
+    out = restore(la, quantization=q, model=random_weights["gray"])
+    assert out.mode == "LA" and np.array_equal(np.asarray(out.getchannel("A")), np.asarray(alpha))
+
+
+def test_one_pixel_and_odd_images(random_weights):
+    for size in [(1, 1), (13, 7)]:
+        img = jpeg(Image.new("RGB", size, (200, 30, 90)), quality=10)
+        out = restore(img, model=random_weights["colour"])
+        assert out.size == size and out.mode == "RGB"
+
+
+def test_unsupported_modes_and_files(tmp_path, photo, random_weights):
+    with pytest.raises(ValueError, match="mode P is not supported"):
+        restore(photo.convert("P"), model=random_weights["colour"])
+    with pytest.raises(ValueError, match="mode I;16 is not supported"):
+        restore(Image.new("I;16", (8, 8)), model=random_weights["colour"])
+    path = tmp_path / "print.jpg"
+    photo.convert("CMYK").save(path)
+    with pytest.raises(JpegError, match="print.jpg: CMYK JPEG files are not supported"):
+        restore(Image.open(path), model=random_weights["colour"])
+
+
+def test_cancel_leaves_nothing(tmp_path, random_weights):
+    img = Image.open(_file(tmp_path, data_image("LIVE1/bikes.png"), quality=20))
+    with pytest.raises(RestoreCancelled):
+        restore(img, model=random_weights["colour"], tile=256, cancel=lambda: True)
+    with pytest.raises(RestoreCancelled):
+        img.filter(QGCNRestore.from_image(img, model=random_weights["colour"], tile=256, cancel=lambda: True))
+
+
+def test_unknown_filter_option():
+    with pytest.raises(TypeError, match="unknown options: tiles"):
+        QGCNRestore(tiles=3)

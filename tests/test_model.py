@@ -1,0 +1,52 @@
+import pytest
+import torch
+from torch import nn
+
+from napari_jpeg_restore.model import PRESETS, VARIANTS, build_model, model_cost, preset
+
+
+def test_paper_preset_is_as_published():
+    cfg = PRESETS["paper"]
+    assert (cfg.channels, cfg.blocks, cfg.res_scale) == (64, (32, 32), 0.1)
+    model = build_model(cfg)
+    assert len(model.group1.body) == 33 and len(model.group2.body) == 33  # 32 blocks + conv each
+    convs = [m for m in model.global_branch.features if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs] == [
+        (32, 4, 2, 1), (32, 3, 1, 1), (64, 4, 2, 1), (64, 3, 1, 1),
+        (128, 4, 2, 1), (128, 3, 1, 1), (256, 4, 2, 1), (256, 3, 1, 1)]
+    fc = [m for m in model.global_branch.fc if isinstance(m, nn.Linear)]
+    assert [(f.in_features, f.out_features) for f in fc] == [(7 * 7 * 256, 1024), (1024, 64)]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("colour", [True, False])
+def test_variants_shapes(variant, colour):
+    cfg = preset("tiny", colour=colour, variant=variant)
+    model = build_model(cfg).eval()
+    n_img, n_map = (3, 2) if colour else (1, 1)
+    assert cfg.image_channels == n_img and cfg.map_channels == (n_map if variant in ("qgcn", "qcn") else 0)
+    x = torch.rand(2, cfg.image_channels + cfg.map_channels, 48, 32)
+    g = torch.rand(2, x.shape[1], 112, 112) if cfg.has_global else None
+    with torch.no_grad():
+        assert model(x, g).shape == (2, n_img, 48, 32)
+    assert (getattr(model, "global_branch", None) is not None) == (variant == "qgcn")
+
+
+def test_global_features_change_the_output():
+    torch.manual_seed(0)
+    model = build_model(preset("tiny")).eval()
+    x = torch.rand(1, 5, 32, 32)
+    with torch.no_grad():
+        a = model.restore(x, torch.zeros(1, 64))
+        b = model.restore(x, torch.ones(1, 64))
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_costs():
+    paper, small = model_cost(PRESETS["paper"]), model_cost(PRESETS["small"])
+    assert paper["params"] > 19e6 and paper["weights_fp16_bytes"] == 2 * paper["params"]
+    # the restoration branch at 64 channels: 64 blocks of two 3×3 convs at H/2×W/2 dominate
+    assert paper["macs_per_pixel"] > 64 * 2 * 9 * 64 * 64 / 4
+    assert paper["global_macs_per_image"] > 7 * 7 * 256 * 1024
+    assert small["macs_per_pixel"] < paper["macs_per_pixel"] / 5
