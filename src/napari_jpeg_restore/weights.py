@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 from .maps import MAP_NORMALISATION
-from .model import ModelConfig, build_model
 
 FORMAT = "napari-jpeg-restore/1"
 SHIPPED = Path(__file__).parent / "weights"
@@ -135,6 +134,8 @@ def load_model(spec=None, *, colour: bool = True):
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from .model import ModelConfig, build_model
 
     folder = resolve(spec, colour)
     config = read_config(folder)

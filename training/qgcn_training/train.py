@@ -81,7 +81,8 @@ def git_commit() -> str:
 class Validator:
     """PSNR on fixed held-out crops at fixed qualities (IJG tables, 4:2:0)."""
 
-    def __init__(self, images, gray: bool):
+    def __init__(self, images, with_global: bool):
+        self.with_global = with_global
         self.samples = []
         for pix in images:
             h, w = pix.shape[:2]
@@ -103,7 +104,7 @@ class Validator:
         out, base = [], []
         for gt, decoded, facts in self.samples:
             x = network_input(decoded, facts if model.config.uses_maps else None)[None].to(device)
-            g = global_input(decoded, facts)[None].to(device) if model.config.has_global else None
+            g = global_input(decoded, facts)[None].to(device) if self.with_global else None
             y = rgb_or_gray(model(x, g).float()).clamp(0, 1).mul(255).round()[0].permute(1, 2, 0).squeeze(2)
             out.append(self.psnr(y.cpu().numpy(), gt))
             base.append(self.psnr(decoded, gt))
@@ -161,7 +162,7 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
     pool = pool[: len(pool) - s.holdout] + load_pool(s.data[1:], s.gray)
     sampler = PatchSampler(pool, patch=s.patch, variety=JpegVariety(**s.variety), seed=s.seed,
                            with_global=cfg.has_global and not s.skip_global, global_size=cfg.global_size)
-    validator = Validator([p for p, _ in held], s.gray) if held and rank == 0 else None
+    validator = Validator([p for p, _ in held], sampler.with_global) if held and rank == 0 else None
     log_path = out / "log.csv"
     if rank == 0 and not (resume and log_path.exists()):
         log_path.write_text("step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share\n")
@@ -225,7 +226,7 @@ def record_for(ck: dict) -> dict:
     return {
         "preset": s["preset"], "variant": s["variant"], "gray": s["gray"], "steps": ck["step"],
         "train_seconds": round(ck["elapsed"]), "batch": s["batch"], "patch": s["patch"], "lr": s["lr"],
-        "lr_step": s["lr_step"], "init": s["init"], "init_from": s["init_from"], "data": s["data"],
+        "lr_step": s["lr_step"], "init": s["init"], "skip_global": s.get("skip_global", False), "init_from": s["init_from"], "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                      "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -242,6 +243,11 @@ def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = 
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = build_model(ModelConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
+    if ck["settings"].get("skip_global") and model.config.has_global:
+        # trained with global features 0: make the untrained branch output exactly that, so the
+        # engine needs no special case and a later 256×256 stage starts from what was learned
+        torch.nn.init.zeros_(model.global_branch.fc[-1].weight)
+        torch.nn.init.zeros_(model.global_branch.fc[-1].bias)
     record = record_for(ck)
     log = Path(checkpoint).with_name("log.csv")
     if log.exists():

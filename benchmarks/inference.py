@@ -1,0 +1,102 @@
+"""Speed and memory of each preset's inference on this machine (not a test).
+
+    python benchmarks/inference.py [--threads 2] [--presets tiny,small,medium,paper] [--memory-mp 24]
+
+Prints a markdown table: parameters, fp16 weight size, restoration MACs per pixel, global MACs per
+image, and seconds per megapixel through the engine (default tile, global branch included) on a
+real photo upscaled to ~1 MP. Speed does not depend on the weights' values, so untrained weights
+are used. ``--memory-mp`` also restores an image of that many megapixels in a fresh process and
+reports its peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT.parent / "shared" / "data" / "LIVE1" / "bikes.png"
+
+
+def photo(megapixels: float) -> np.ndarray:
+    """A real JPEG-coded photo (LIVE1 bikes, QF 20) resized to about ``megapixels``."""
+    import io
+
+    with Image.open(PHOTO) as im:
+        scale = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+        big = im.convert("RGB").resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=20)
+    return buf.getvalue()
+
+
+def measure_memory(preset: str, megapixels: float, threads: int) -> None:
+    """Run in a child process: restore one image, print peak RSS in MiB."""
+    import io
+
+    import torch
+
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.jpeg import facts_from_image
+    from napari_jpeg_restore.model import build_model, preset as make
+
+    data = photo(megapixels)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    im = Image.open(io.BytesIO(data))
+    pixels, facts = np.asarray(im), facts_from_image(im)
+    t = time.perf_counter()
+    Engine(build_model(make(preset)), threads=threads).run(pixels, facts)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP): peak RSS {peak:.0f} MiB "
+          f"(before decoding {base:.0f} MiB), {time.perf_counter() - t:.0f} s, torch {torch.__version__}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--presets", default="tiny,small,medium,paper")
+    ap.add_argument("--memory-mp", type=float, default=0)
+    ap.add_argument("--memory-preset", default="small")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return measure_memory(args.memory_preset, args.memory_mp, args.threads)
+
+    import io
+
+    import torch
+
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.jpeg import facts_from_image
+    from napari_jpeg_restore.model import build_model, model_cost, preset
+
+    im = Image.open(io.BytesIO(photo(1.0)))
+    pixels, facts = np.asarray(im), facts_from_image(im)
+    mp = im.width * im.height / 1e6
+    print(f"torch {torch.__version__}, {args.threads} threads, image {im.width}x{im.height}\n")
+    print("| preset | params | fp16 weights | MACs/pixel (restoration) | MACs/image (global) | s/MP |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in args.presets.split(","):
+        cfg = preset(name)
+        cost = model_cost(cfg)
+        engine = Engine(build_model(cfg), threads=args.threads)
+        engine.run(pixels[:64, :64], facts)  # warm-up
+        t = time.perf_counter()
+        engine.run(pixels, facts)
+        dt = (time.perf_counter() - t) / mp
+        print(f"| {name} | {cost['params'] / 1e6:.2f} M | {cost['weights_fp16_bytes'] / 2**20:.1f} MiB | "
+              f"{cost['macs_per_pixel'] / 1e3:.0f} k | {cost['global_macs_per_image'] / 1e6:.0f} M | {dt:.2f} |")
+    if args.memory_mp:
+        subprocess.run([sys.executable, __file__, "--child", "--memory-mp", str(args.memory_mp),
+                        "--memory-preset", args.memory_preset, "--threads", str(args.threads)], check=True)
+
+
+if __name__ == "__main__":
+    main()
