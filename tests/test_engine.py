@@ -76,3 +76,32 @@ def test_mismatched_model_and_image(colour_model):
 def test_bad_tile_settings(colour_model):
     with pytest.raises(ValueError, match="twice the overlap"):
         Engine(colour_model, tile=64, overlap=32)
+
+
+@pytest.mark.parametrize("code", ["444", "422", "420", "440", "411"])
+def test_every_subsampling_restores_at_odd_sizes(colour_model, code):
+    import io
+
+    import simplejpeg
+    from PIL import Image
+
+    from conftest import data_image
+
+    photo = np.asarray(data_image("LIVE1/parrots.png"))[:37, :53].copy()
+    im = Image.open(io.BytesIO(simplejpeg.encode_jpeg(photo, quality=20, colorsubsampling=code)))
+    facts = facts_from_image(im)
+    pixels = np.asarray(im)
+    whole = Engine(colour_model, tile=0).run(pixels, facts)
+    assert whole.shape == pixels.shape and psnr(whole, pixels) < 45
+    # maps follow the component grid even when tiles start off the 32-pixel 4:1:1 MCU
+    big = np.asarray(data_image("LIVE1/parrots.png"))[:200, :300].copy()
+    im = Image.open(io.BytesIO(simplejpeg.encode_jpeg(big, quality=20, colorsubsampling=code)))
+    args = np.asarray(im), facts_from_image(im)
+    assert psnr(Engine(colour_model, tile=128, overlap=32).run(*args), Engine(colour_model, tile=0).run(*args)) >= 50
+
+
+@pytest.mark.parametrize("save", [{"qtables": [[300] * 64, [700] * 64]}, {"qtables": [list(range(1, 65)), [9] * 64]}])
+def test_sixteen_bit_and_custom_tables(colour_model, textured, save):
+    im = jpeg(textured.crop((0, 0, 96, 80)), **save)
+    out = Engine(colour_model).run(np.asarray(im), facts_from_image(im))
+    assert out.shape == (80, 96, 3)

@@ -82,12 +82,17 @@ class Engine:
 
     ``tile``: the side of the window fed to the network (0 = the whole image at once);
     ``overlap``: context added on each side of a tile's kept core, so tile seams vanish.
-    Both are rounded down to multiples of :data:`GRID`.
+    Both are rounded down to multiples of :data:`GRID`. ``precision``: "float32", or
+    "bfloat16"/"float16" autocast on a GPU (float32 stays the default until measured there).
     """
 
-    def __init__(self, model, *, device=None, threads: int | None = None, tile: int = 512, overlap: int = 32):
+    def __init__(self, model, *, device=None, threads: int | None = None, tile: int = 512, overlap: int = 32,
+                 precision: str = "float32"):
         import torch
 
+        if precision not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"precision must be float32, bfloat16 or float16, got {precision!r}")
+        self.precision = precision
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.threads = threads
@@ -124,8 +129,10 @@ class Engine:
         old_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
+        autocast = torch.autocast(self.device.type, dtype=getattr(torch, self.precision),
+                                  enabled=self.precision != "float32")
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 feats = None
                 if self.config.has_global:
                     g = global_input(pixels, facts, self.config.global_size)

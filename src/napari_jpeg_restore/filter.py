@@ -62,7 +62,8 @@ def image_facts(img, quantization=None, subsampling=None) -> JpegFacts | None:
 
 
 def restore(img, *, model=None, device=None, tile: int = 512, progress=None, cancel=None,
-            quantization=None, subsampling: str | None = None, threads: int | None = None) -> Image.Image:
+            quantization=None, subsampling: str | None = None, threads: int | None = None,
+            precision: str = "float32") -> Image.Image:
     """Remove JPEG artifacts from a Pillow image; returns a new image of the same size and mode.
 
     ``model``: None (the shipped model for the image's mode), a shipped name or a path to exported
@@ -82,7 +83,8 @@ def restore(img, *, model=None, device=None, tile: int = 512, progress=None, can
     pixels = np.asarray(base)
     if facts is not None:
         colour = base.mode == "RGB"
-        engine = Engine(_cached_model(resolve(model, colour), colour), device=device, threads=threads, tile=tile)
+        engine = Engine(_cached_model(resolve(model, colour), colour), device=device, threads=threads, tile=tile,
+                        precision=precision)
         pixels = engine.run(pixels, facts, progress=progress, cancel=cancel)
     result = Image.fromarray(np.ascontiguousarray(pixels), base.mode)
     if img.mode != base.mode:
@@ -102,7 +104,7 @@ class QGCNRestore(ImageFilter.MultibandFilter):
     name = "QGCNRestore"
 
     def __init__(self, quantization=None, subsampling: str | None = None, **options):
-        unknown = set(options) - {"model", "device", "tile", "progress", "cancel", "threads"}
+        unknown = set(options) - {"model", "device", "tile", "progress", "cancel", "threads", "precision"}
         if unknown:
             raise TypeError(f"QGCNRestore got unknown options: {', '.join(sorted(unknown))}")
         self.quantization, self.subsampling, self.options = quantization, subsampling, options
