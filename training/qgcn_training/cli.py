@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+import numpy as np
+from PIL import Image
+
 import click
 
 from .data import JpegVariety
@@ -50,6 +53,78 @@ def train(resume, paper, double_share, **opts):
         variety["double_share"] = double_share
     opts["data"] = list(opts["data"])
     click.echo(run(TrainSettings(**opts, variety=variety), resume=resume))
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+@main.command()
+@click.option("--model", default="default", show_default=True,
+              help="default, a shipped name, an exported folder or a checkpoint.pt (its kind's sets).")
+@click.option("--gray-model", help="Model for the gray sets when --model is a colour one.")
+@click.option("--sets", default="live1,live1-gray,bsds500,bsds500-gray", show_default=True,
+              help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5.")
+@click.option("--qf", default="10,20,30,40,50", show_default=True)
+@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False))
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG: PSNR gain vs QF on LIVE1.")
+@click.option("--plot-qf", default="5,10,20,30,40,50,60,70,80,90,95", show_default=True)
+@click.option("--crops", "crops_dir", type=click.Path(file_okay=False), help="Side-by-side crops at QF 10.")
+@click.option("--device")
+@click.option("--threads", type=int)
+@click.option("--tile", default=512, show_default=True)
+def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_path, plot_qf, crops_dir, device,
+             threads, tile):
+    """Score a model on the paper's test sets; print a markdown table like Tables II/III."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from napari_jpeg_restore.engine import Engine
+
+    from . import evaluate as ev
+
+    root, qualities, rows, hashes, engines = Path(data_root), _ints(qf), [], {}, {}
+    for colour in (True, False):
+        spec = gray_model if (not colour and gray_model) else model
+        net = ev.load_any(spec, colour)
+        if net is not None:
+            engines[colour] = Engine(net, device=device, threads=threads, tile=tile)
+    names = [n for n in sets.split(",") if n]
+    unknown = set(names) - set(ev.SETS)
+    if unknown:
+        raise click.BadParameter(f"unknown sets: {', '.join(sorted(unknown))}", param_hint="--sets")
+    for name in names:
+        colour = not ev.SETS[name][2]
+        if colour not in engines:
+            click.echo(f"{name}: skipped, no {'colour' if colour else 'gray'} model given", err=True)
+            continue
+        images = ev.set_images(root, name)
+        hashes[name] = ev.inputs_hash(images)
+        with tqdm(total=len(images) * len(qualities), desc=name, leave=False) as bar:
+            rows += ev.evaluate_set(engines[colour], images, qualities, name, bar.update)
+    table = ev.markdown(rows, hashes)
+    click.echo(table)
+    if md_path:
+        Path(md_path).write_text(table)
+    curves = {}
+    if plot_path:
+        images = ev.set_images(root, "live1")
+        for label, colour in (("LIVE1 colour", True), ("LIVE1 gray", False)):
+            if colour in engines:
+                gray = [(n, np.asarray(Image.fromarray(p).convert("L"))) for n, p in images] if not colour else images
+                got = ev.evaluate_set(engines[colour], gray, _ints(plot_qf), label)
+                curves[label] = [(r.qf, r.ours[0] - r.jpeg[0]) for r in got]
+        ev.plot(curves, Path(plot_path))
+    if crops_dir and True in engines:
+        ev.crops(engines[True], ev.set_images(root, "live1"), 10, Path(crops_dir))
+    if json_path:
+        Path(json_path).write_text(json.dumps({
+            "model": model, "gray_model": gray_model, "hashes": hashes,
+            "rows": [dict(vars(r), gain_psnr=r.ours[0] - r.jpeg[0]) for r in rows],
+            "gain_curves": curves}, indent=1) + "\n")
 
 
 @main.command()

@@ -235,12 +235,10 @@ def record_for(ck: dict) -> dict:
     }
 
 
-def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = "float16") -> Path:
-    """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer)."""
+def model_from_checkpoint(ck: dict):
+    """The network of a loaded checkpoint, as it was trained (eval mode)."""
     from napari_jpeg_restore.model import ModelConfig
-    from napari_jpeg_restore.weights import save_weights
 
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = build_model(ModelConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
     if ck["settings"].get("skip_global") and model.config.has_global:
@@ -248,6 +246,15 @@ def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = 
         # engine needs no special case and a later 256×256 stage starts from what was learned
         torch.nn.init.zeros_(model.global_branch.fc[-1].weight)
         torch.nn.init.zeros_(model.global_branch.fc[-1].bias)
+    return model.eval()
+
+
+def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = "float16") -> Path:
+    """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer)."""
+    from napari_jpeg_restore.weights import save_weights
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = model_from_checkpoint(ck)
     record = record_for(ck)
     log = Path(checkpoint).with_name("log.csv")
     if log.exists():
