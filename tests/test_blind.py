@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import data_image, jpeg
+from imaging import data_image, jpeg
 from napari_jpeg_restore.blind import estimate
 from napari_jpeg_restore.jpeg import ijg_tables
 

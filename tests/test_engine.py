@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import jpeg, psnr
+from imaging import jpeg, psnr
 from napari_jpeg_restore import RestoreCancelled
 from napari_jpeg_restore.engine import Engine, pick_device
 from napari_jpeg_restore.jpeg import facts_from_image
@@ -85,7 +85,7 @@ def test_every_subsampling_restores_at_odd_sizes(colour_model, code):
     import simplejpeg
     from PIL import Image
 
-    from conftest import data_image
+    from imaging import data_image
 
     photo = np.asarray(data_image("LIVE1/parrots.png"))[:37, :53].copy()
     im = Image.open(io.BytesIO(simplejpeg.encode_jpeg(photo, quality=20, colorsubsampling=code)))

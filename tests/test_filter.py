@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import data_image, jpeg, psnr
+from imaging import data_image, jpeg, psnr
 from napari_jpeg_restore import JpegError, QGCNRestore, RestoreCancelled, restore
 from napari_jpeg_restore.filter import BlindModeWarning
 

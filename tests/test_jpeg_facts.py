@@ -5,7 +5,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from conftest import jpeg
+from imaging import jpeg
 from napari_jpeg_restore.jpeg import JpegError, facts_from_image, facts_from_tables, ijg_tables
 
 RNG = np.random.default_rng(0)

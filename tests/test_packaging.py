@@ -2,7 +2,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT
+from imaging import ROOT
 
 
 def test_wheel_ships_the_manifest_and_code(tmp_path):

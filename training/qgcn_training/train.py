@@ -170,11 +170,12 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
     stop = {"now": False}
     old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
 
-    def save():
+    def save(ranks_identical=None):
         if rank == 0:
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                          "elapsed": elapsed, "settings": asdict(s), "config": cfg.to_dict()}, ckpt_path)
+                          "elapsed": elapsed, "settings": asdict(s), "config": cfg.to_dict(),
+                          "world_size": world, "ranks_identical": ranks_identical}, ckpt_path)
 
     start, last_ckpt, wait, busy, losses = time.time() - elapsed, time.time(), 0.0, 0.0, []
     bar = tqdm(total=s.steps, initial=step, disable=rank != 0, dynamic_ncols=True, desc="train")
@@ -213,7 +214,13 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
             save()
             last_ckpt = time.time()
     bar.close()
-    save()
+    ranks_identical = None
+    if distributed:
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(world)]
+        torch.distributed.all_gather(gathered, flat)
+        ranks_identical = all(torch.equal(gathered[0], g) for g in gathered)
+    save(ranks_identical)
     signal.signal(signal.SIGTERM, old_handler)
     if distributed:
         torch.distributed.destroy_process_group()

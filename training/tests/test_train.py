@@ -1,0 +1,93 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from qgcn_training.cli import main
+from qgcn_training.evaluate import coded
+from qgcn_training.metrics import psnr
+
+BASE = ["--preset", "tiny", "--variant", "qcn", "--batch", "4", "--patch", "32", "--threads", "1",
+        "--holdout", "1", "--val-every", "1000"]
+
+
+def _train(args):
+    result = CliRunner().invoke(main, ["train", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def _weights(folder):
+    return torch.load(folder / "checkpoint.pt", weights_only=True)
+
+
+def test_short_run_beats_the_jpeg_input(pool_dir, tmp_path, real_pair):
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.jpeg import facts_from_image
+    from qgcn_training.evaluate import load_any
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--batch", "8", "--patch", "48",
+            "--steps", "400", "--lr", "2e-3", "--paper"])
+    engine = Engine(load_any(str(tmp_path / "checkpoint.pt"), colour=True), tile=0)
+    crop = np.ascontiguousarray(real_pair[:192, :256])
+    for q in (10, 20):
+        im = coded(crop, q)
+        restored = engine.run(np.asarray(im), facts_from_image(im))
+        assert psnr(restored, crop) > psnr(np.asarray(im), crop) + 0.05
+
+
+def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path):
+    steps = ["--steps", "12", "--checkpoint-minutes", "0"]
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    _train(["--data", str(pool_dir), "--out", str(straight), *BASE, *steps])
+    cmd = [sys.executable, "-m", "qgcn_training.cli", "train", "--data", str(pool_dir), "--out", str(broken),
+           *BASE, *steps]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (broken / "checkpoint.pt").exists() and _weights(broken)["step"] >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _weights(broken)["step"]
+    assert 4 <= killed_at < 12
+    _train(["--data", str(pool_dir), "--out", str(broken), *BASE, *steps, "--resume"])
+    a, b = _weights(straight), _weights(broken)
+    assert b["step"] == 12
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_two_process_ddp_matches_one_process(pool_dir, tmp_path):
+    args = ["--data", str(pool_dir), *BASE, "--batch", "8", "--steps", "3"]
+    _train([*args, "--out", str(tmp_path / "one")])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "qgcn_training.cli", "train",
+                    *args, "--out", str(tmp_path / "two")], check=True, env=env, capture_output=True)
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert two["world_size"] == 2 and two["ranks_identical"] is True
+    for k in one["model"]:
+        torch.testing.assert_close(two["model"][k], one["model"][k], atol=1e-5, rtol=1e-4)
+
+
+def test_export_writes_fp16_weights_with_record(pool_dir, tmp_path):
+    from napari_jpeg_restore.weights import load_model
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "run"), *BASE, "--steps", "2"])
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "checkpoint.pt"), "--out",
+                                       str(tmp_path / "w")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    model = load_model(tmp_path / "w", colour=True)
+    assert model.record["steps"] == 2 and model.record["preset"] == "tiny" and model.record["git_commit"]
+    assert model.record["hardware"]["torch"] == torch.__version__
+    assert not (tmp_path / "w" / "checkpoint.pt").exists()
+    assert all(t.dtype == torch.float16 for t in __import__("safetensors.torch").torch.load_file(
+        tmp_path / "w" / "model.safetensors").values())

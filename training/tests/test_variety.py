@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
+from qgcn_training.data import JpegVariety, PatchSampler, encode, make_tables
+
+PATCH = np.random.default_rng(0).integers(0, 256, (72, 72, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("family", ["ijg", "perturbed", "flat", "tilted"])
+@pytest.mark.parametrize("sub, sampling", [("4:4:4", (1, 1)), ("4:2:2", (2, 1)), ("4:2:0", (2, 2))])
+def test_families_and_samplings_read_back(family, sub, sampling):
+    quality = 25
+    im = encode(PATCH, quality, family, sub, np.random.default_rng(5))
+    facts = facts_from_image(im)
+    expected = make_tables(family, quality, np.random.default_rng(5)) if family != "ijg" else \
+        [t.ravel().tolist() for t in ijg_tables(quality)]
+    assert facts.tables[0].ravel().tolist() == expected[0]
+    assert facts.tables[1].ravel().tolist() == expected[1]
+    assert facts.sampling[0] == sampling
+    if family == "flat":
+        assert len(set(expected[0])) == 1
+    if family == "ijg":
+        assert expected[0] == ijg_tables(quality)[0].ravel().tolist()
+
+
+def test_paper_setting():
+    v = JpegVariety.paper()
+    assert v.low_qf == (1, 60) and v.low_share == 1 and v.families == {"ijg": 1.0} and v.double_share == 0
+
+
+def test_double_compression_and_jpeg_ground_truth_cap():
+    pool = [(np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8), True)]
+    v = JpegVariety(double_share=1.0, shifted_share=0.5, low_share=0.0, high_qf=(90, 100), families={"ijg": 1.0})
+    sampler = PatchSampler(pool, patch=64, variety=v, with_global=False)
+    shifted = 0
+    for k in range(20):
+        gt, im = sampler.sample(np.random.default_rng(k))
+        facts = facts_from_image(im)
+        assert gt.shape == (64, 64, 3) and im.size == (64, 64)
+        # ground truth that is itself a JPEG never serves above QF 85
+        assert np.array_equal(facts.tables[0], ijg_tables(85)[0])
+        shifted += not np.array_equal(gt, pool[0][0][: 64, : 64])
+    assert shifted > 0
+
+
+def test_batches_are_a_function_of_step():
+    pool = [(np.random.default_rng(2).integers(0, 256, (260, 270, 3), dtype=np.uint8), False)]
+    sampler = PatchSampler(pool, patch=32, with_global=True)
+    a, b = sampler.batch(7, 3), sampler.batch(7, 3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert a[1].shape == (3, 5, 112, 112) and a[0].shape == (3, 5, 32, 32)
+    assert not np.array_equal(a[0], sampler.batch(8, 3)[0])
