@@ -36,7 +36,8 @@ class JpegVariety:
     high_qf: tuple[int, int] = (61, 100)
     low_share: float = 0.7
     subsamplings: dict = field(default_factory=lambda: {"4:2:0": 0.5, "4:4:4": 0.25, "4:2:2": 0.25})
-    families: dict = field(default_factory=lambda: {"ijg": 0.6, "perturbed": 0.2, "flat": 0.1, "tilted": 0.1})
+    families: dict = field(
+        default_factory=lambda: {"ijg": 0.55, "ijg16": 0.05, "perturbed": 0.2, "flat": 0.1, "tilted": 0.1})
     double_share: float = 0.1
     shifted_share: float = 0.5  # of double-compressed patches, those whose grid moves between saves
 
@@ -54,11 +55,16 @@ def _pick(rng, weights: dict):
 def make_tables(family: str, quality: int, rng) -> list[list[int]]:
     """Luma and chroma tables of one family at roughly the coarseness of IJG ``quality``.
 
-    ``ijg`` the libjpeg tables; ``perturbed`` each entry scaled by a log-normal factor;
+    ``ijg`` the libjpeg tables; ``ijg16`` the same scaling without the baseline clamp at 255
+    (16-bit tables at very low qualities); ``perturbed`` each entry scaled by a log-normal factor;
     ``flat`` one step everywhere (the luma table's mean); ``tilted`` a + b·(u + v) ramps, the
     shape of camera and Photoshop tables that rise more slowly than IJG's.
     """
     luma, chroma = (t.astype(float) for t in ijg_tables(quality))
+    if family == "ijg16":
+        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+        luma, chroma = (np.maximum((t * scale + 50) // 100, 1) for t in ijg_tables(50))
+        return [t.astype(int).ravel().tolist() for t in (luma, chroma)]
     if family == "perturbed":
         luma, chroma = (t * np.exp(rng.normal(0, 0.25, t.shape)) for t in (luma, chroma))
     elif family == "flat":

@@ -7,10 +7,10 @@ from qgcn_training.data import JpegVariety, PatchSampler, encode, make_tables
 PATCH = np.random.default_rng(0).integers(0, 256, (72, 72, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("family", ["ijg", "perturbed", "flat", "tilted"])
+@pytest.mark.parametrize("family", ["ijg", "ijg16", "perturbed", "flat", "tilted"])
 @pytest.mark.parametrize("sub, sampling", [("4:4:4", (1, 1)), ("4:2:2", (2, 1)), ("4:2:0", (2, 2))])
 def test_families_and_samplings_read_back(family, sub, sampling):
-    quality = 25
+    quality = 8
     im = encode(PATCH, quality, family, sub, np.random.default_rng(5))
     facts = facts_from_image(im)
     expected = make_tables(family, quality, np.random.default_rng(5)) if family != "ijg" else \
@@ -22,6 +22,9 @@ def test_families_and_samplings_read_back(family, sub, sampling):
         assert len(set(expected[0])) == 1
     if family == "ijg":
         assert expected[0] == ijg_tables(quality)[0].ravel().tolist()
+    if family == "ijg16":
+        assert facts.tables[0].max() > 255  # a 16-bit DQT
+        assert facts.tables[0][0, 0] == ijg_tables(quality)[0][0, 0]  # same scaling below the clamp
 
 
 def test_paper_setting():
