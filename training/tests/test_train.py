@@ -91,3 +91,26 @@ def test_export_writes_fp16_weights_with_record(pool_dir, tmp_path):
     assert not (tmp_path / "w" / "checkpoint.pt").exists()
     assert all(t.dtype == torch.float16 for t in __import__("safetensors.torch").torch.load_file(
         tmp_path / "w" / "model.safetensors").values())
+
+
+def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
+    import json
+
+    from conftest import DATA, need
+    from napari_jpeg_restore.model import build_model, preset
+    from napari_jpeg_restore.weights import save_weights
+
+    torch.manual_seed(0)
+    save_weights(build_model(preset("tiny", colour=False)), tmp_path / "gray")
+    out = CliRunner().invoke(main, [
+        "evaluate", "--model", str(tmp_path / "gray"), "--sets", "classic5,live1", "--qf", "10,40",
+        "--data-root", str(need(DATA)), "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"),
+        "--plot", str(tmp_path / "gain.png"), "--plot-qf", "50"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "live1: skipped, no colour model" in out.output
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [(r["set"], r["qf"], r["images"]) for r in rows] == [("classic5", 10, 5), ("classic5", 40, 5)]
+    assert rows[0]["jpeg"][0] < rows[1]["jpeg"][0]  # QF 10 codes worse than QF 40
+    table = (tmp_path / "r.md").read_text()
+    assert "| classic5 | 10 | 5 | PSNR |" in table and "classic5 " in table.splitlines()[-1]
+    assert (tmp_path / "gain.png").stat().st_size > 1000
