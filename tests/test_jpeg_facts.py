@@ -78,3 +78,28 @@ def test_facts_from_tables_checks_values():
         facts_from_tables([0] * 64)
     with pytest.raises(ValueError, match="subsampling"):
         facts_from_tables([5] * 64, [5] * 64, "4:3:1")
+
+
+def test_facts_survive_plain_data():
+    from napari_jpeg_restore.jpeg import facts_from_dict, facts_to_dict
+
+    facts = facts_from_image(jpeg(NOISE, qtables=[[300] * 64, [20] * 64, [40] * 64], subsampling=1))
+    again = facts_from_dict(facts_to_dict(facts))
+    assert again.sampling == facts.sampling and again.table_ids == facts.table_ids
+    assert all(np.array_equal(a, b) for a, b in zip(again.tables, facts.tables))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_rule_matches_pillow(orientation):
+    from PIL import ImageOps
+
+    from napari_jpeg_restore.jpeg import exif_orientation, to_stored, to_upright
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im = jpeg(NOISE, quality=90, exif=exif)
+    assert exif_orientation(im) == orientation
+    stored = np.asarray(im)
+    upright = to_upright(stored, orientation)
+    assert np.array_equal(upright, np.asarray(ImageOps.exif_transpose(im)))
+    assert np.array_equal(to_stored(upright, orientation), stored)

@@ -13,7 +13,8 @@ def test_wheel_ships_the_manifest_and_code(tmp_path):
         names = set(z.namelist())
         assert "napari_jpeg_restore/napari.yaml" in names
         assert z.read("napari_jpeg_restore/napari.yaml") == (ROOT / "napari.yaml").read_bytes()
-        assert {"napari_jpeg_restore/engine.py", "napari_jpeg_restore/filter.py"} <= names
+        assert {"napari_jpeg_restore/engine.py", "napari_jpeg_restore/filter.py", "napari_jpeg_restore/_widget.py",
+                "napari_jpeg_restore/samples/chelsea.png", "napari_jpeg_restore/samples/LICENSE.txt"} <= names
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "napari.manifest" in entry_points and "napari_jpeg_restore:napari.yaml" in entry_points
 

@@ -114,7 +114,30 @@ class Engine:
         progress: Callable[[int, int], None] | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """Restore (H, W) or (H, W, 3) uint8 pixels coded as ``facts`` say; same shape out."""
+        """Restore (H, W) or (H, W, 3) uint8 pixels coded as ``facts`` say; same shape out.
+
+        ``progress(done, total)`` is called per tile; ``cancel()`` returning True before a tile
+        raises :class:`RestoreCancelled`.
+        """
+        steps = self.steps(pixels, facts)
+        try:
+            while True:
+                done, total = next(steps)
+                if progress:
+                    progress(done, total)
+                if cancel and done < total and cancel():
+                    steps.close()
+                    raise RestoreCancelled(f"{facts.source}: cancelled after {done} of {total} tiles")
+        except StopIteration as finished:
+            return finished.value
+
+    def tile_count(self, shape: tuple[int, ...], facts: JpegFacts) -> int:
+        """How many tiles :meth:`steps` runs for an image of this shape."""
+        return len(self._windows(*self._pad(np.empty(shape[:2], np.uint8), facts)[0].shape))
+
+    def steps(self, pixels: np.ndarray, facts: JpegFacts):
+        """Generator form of :meth:`run`: yields (tiles done, total) before each tile and at the
+        end, and returns the restored pixels; closing it stops between tiles."""
         torch = self._torch
         colour = pixels.ndim == 3
         if colour != self.config.colour or colour != facts.colour:
@@ -127,30 +150,27 @@ class Engine:
         windows = self._windows(*padded.shape[:2])
         out = np.empty_like(padded)
         old_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
         autocast = torch.autocast(self.device.type, dtype=getattr(torch, self.precision),
                                   enabled=self.precision != "float32")
         try:
-            with torch.inference_mode(), autocast:
-                feats = None
-                if self.config.has_global:
-                    g = global_input(pixels, facts, self.config.global_size)
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            feats = None
+            if self.config.has_global:
+                g = global_input(pixels, facts, self.config.global_size)
+                with torch.inference_mode(), autocast:
                     feats = self.model.global_features(g[None].to(self.device))
-                maps = facts if self.config.uses_maps else None
-                for i, (win, core) in enumerate(windows):
-                    if progress:
-                        progress(i, len(windows))
-                    if cancel and cancel():
-                        raise RestoreCancelled(f"{facts.source}: cancelled after {i} of {len(windows)} tiles")
-                    (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) = win, core
+            maps = facts if self.config.uses_maps else None
+            for i, (win, core) in enumerate(windows):
+                yield i, len(windows)
+                (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) = win, core
+                with torch.inference_mode(), autocast:
                     x = network_input(padded[y0:y1, x0:x1], maps, y0, x0)[None].to(self.device)
                     y = self.model.restore(x, feats)[0].float()
                     out[cy0:cy1, cx0:cx1] = to_pixels(y[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0])
         finally:
             torch.set_num_threads(old_threads)
-        if progress:
-            progress(len(windows), len(windows))
+        yield len(windows), len(windows)
         return out[top : top + pixels.shape[0], left : left + pixels.shape[1]]
 
     def _pad(self, pixels, facts):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -11,7 +10,7 @@ from PIL import Image, ImageFilter
 from .blind import estimate
 from .engine import Engine
 from .jpeg import JpegFacts, facts_from_image, facts_from_tables
-from .weights import load_model, resolve
+from .weights import cached_model
 
 #: Modes restored, and the mode the network sees (alpha is kept aside exactly).
 MODES = {"L": "L", "RGB": "RGB", "LA": "L", "RGBA": "RGB"}
@@ -20,11 +19,6 @@ KEPT_INFO = ("icc_profile", "exif", "dpi")
 
 class BlindModeWarning(UserWarning):
     """The tables were estimated from the pixels, or none were found."""
-
-
-@lru_cache(maxsize=4)
-def _cached_model(folder, colour: bool):
-    return load_model(folder, colour=colour)
 
 
 def _source(img) -> str:
@@ -83,7 +77,7 @@ def restore(img, *, model=None, device=None, tile: int = 512, progress=None, can
     pixels = np.asarray(base)
     if facts is not None:
         colour = base.mode == "RGB"
-        engine = Engine(_cached_model(resolve(model, colour), colour), device=device, threads=threads, tile=tile,
+        engine = Engine(cached_model(model, colour=colour), device=device, threads=threads, tile=tile,
                         precision=precision)
         pixels = engine.run(pixels, facts, progress=progress, cancel=cancel)
     result = Image.fromarray(np.ascontiguousarray(pixels), base.mode)

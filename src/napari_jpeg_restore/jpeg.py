@@ -157,3 +157,57 @@ def facts_from_image(im) -> JpegFacts:
         if any(hmax % h or vmax % v for h, v in sampling) or sampling[1] != sampling[2]:
             raise JpegError(f"{source}: unsupported sampling factors {sampling}")
     return JpegFacts(tables, sampling, tuple(tq for *_, tq in layers), source)
+
+
+def facts_to_dict(facts: JpegFacts) -> dict:
+    """Plain-data form (lists and ints) for napari layer metadata and JSON."""
+    return {
+        "tables": [t.astype(int).ravel().tolist() for t in facts.tables],
+        "sampling": [list(hv) for hv in facts.sampling],
+        "table_ids": list(facts.table_ids),
+        "source": facts.source,
+        "grid_offset": list(facts.grid_offset),
+    }
+
+
+def facts_from_dict(d: dict) -> JpegFacts:
+    """Inverse of :func:`facts_to_dict`."""
+    source = d.get("source", "<metadata>")
+    return JpegFacts(
+        tuple(_table(t, source) for t in d["tables"]),
+        tuple(tuple(hv) for hv in d["sampling"]),
+        tuple(d.get("table_ids", ())),
+        source,
+        tuple(d.get("grid_offset", (0, 0))),
+    )
+
+
+# The product's one orientation rule: restoration runs on the stored pixels (the block grid);
+# what is shown or written is the upright image, with the EXIF orientation reset to 1.
+_UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+_STORED = {**_UPRIGHT, 6: _UPRIGHT[8], 8: _UPRIGHT[6]}
+
+
+def exif_orientation(im) -> int:
+    """The EXIF orientation tag (1..8) of a Pillow image, 1 when absent or invalid."""
+    value = im.getexif().get(0x0112, 1)
+    return value if value in _UPRIGHT else 1
+
+
+def to_upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Stored pixels (H, W[, C]) as they are meant to be seen."""
+    return np.ascontiguousarray(_UPRIGHT.get(orientation, _UPRIGHT[1])(pixels))
+
+
+def to_stored(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Inverse of :func:`to_upright`: upright pixels back on the file's block grid."""
+    return np.ascontiguousarray(_STORED.get(orientation, _STORED[1])(pixels))

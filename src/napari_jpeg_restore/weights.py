@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from .maps import MAP_NORMALISATION
@@ -127,6 +128,17 @@ def read_config(folder: Path) -> dict:
     if config.get("maps") != MAP_NORMALISATION:
         raise WeightsError(f"{folder}: trained with maps {config.get('maps')!r}, this version makes {MAP_NORMALISATION!r}")
     return config
+
+
+@lru_cache(maxsize=4)
+def _cached(folder: Path, colour: bool, stamp: float):
+    return load_model(folder, colour=colour)
+
+
+def cached_model(spec=None, *, colour: bool = True):
+    """:func:`load_model`, kept in memory for repeated calls (faces call this per image)."""
+    folder = resolve(spec, colour)
+    return _cached(folder, colour, (folder / "config.json").stat().st_mtime)
 
 
 def load_model(spec=None, *, colour: bool = True):

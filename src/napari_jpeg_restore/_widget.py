@@ -1,0 +1,78 @@
+"""The napari dock widget "Remove JPEG artifacts": thin; the work is layer_data's generator,
+run in a napari thread worker with a progress bar and a Stop button."""
+
+from __future__ import annotations
+
+from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox, create_widget
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from .layer_data import restore_layer_data
+
+FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
+
+
+class RestoreWidget(Container):
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self._viewer = napari_viewer
+        self._image = create_widget(annotation="napari.layers.Image", label="image")
+        self._tables = ComboBox(label="tables", choices=[FROM_FILE, FROM_QUALITY], value=FROM_FILE)
+        self._quality = SpinBox(label="quality", min=1, max=100, value=10, enabled=False)
+        self._model = LineEdit(label="model", value="default",
+                               tooltip="'default', a shipped model name, or a folder made by qgcn-train export")
+        self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
+        self._tile = SpinBox(label="tile", min=0, max=8192, step=16, value=512, tooltip="0 = whole image at once")
+        self._run = PushButton(text="Run")
+        self._stop = PushButton(text="Stop", enabled=False)
+        self._status = Label(value="")
+        self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile,
+                     self._run, self._stop, self._status])
+        self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
+        self._run.clicked.connect(self.run)
+        self._stop.clicked.connect(self.stop)
+        self.worker = None
+        self._bar = None
+
+    def run(self):
+        layer = self._image.value
+        if layer is None:
+            show_error("Remove JPEG artifacts: choose an image layer first")
+            return
+        source = getattr(getattr(layer, "source", None), "path", None)
+        self.worker = create_worker(
+            restore_layer_data, layer.data, rgb=layer.rgb, metadata=dict(layer.metadata), source_path=source,
+            quality=self._quality.value if self._tables.value == FROM_QUALITY else None,
+            model=self._model.value.strip() or "default",
+            device=None if self._device.value == "auto" else self._device.value, tile=self._tile.value,
+            _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
+        self._bar = progress(total=0, desc=f"Restoring {layer.name}")
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(lambda data: self._add_result(layer, data))
+        self.worker.errored.connect(lambda exc: show_error(f"Remove JPEG artifacts: {exc}"))
+        self.worker.aborted.connect(lambda: show_info(f"Remove JPEG artifacts: stopped, {layer.name} unchanged"))
+        self.worker.finished.connect(self._on_finished)
+        self._run.enabled, self._stop.enabled = False, True
+        self._status.value = f"restoring {layer.name}…"
+        self.worker.start()
+
+    def stop(self):
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_progress(self, value):
+        done, total = value
+        self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def _add_result(self, layer, data):
+        self._viewer.add_image(data, name=f"{layer.name} restored", rgb=layer.rgb, scale=layer.scale,
+                               translate=layer.translate, metadata={"restored_from": layer.name})
+
+    def _on_finished(self):
+        if self._bar is not None:
+            self._bar.close()
+        self._run.enabled, self._stop.enabled = True, False
+        self._status.value = ""
+        self.worker = None

@@ -1,0 +1,113 @@
+"""The napari face's Qt-free parts: reader, sample data, and the worker generator."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from imaging import data_image
+from napari_jpeg_restore import restore
+from napari_jpeg_restore._reader import napari_get_reader
+from napari_jpeg_restore._sample_data import jpeg_q10_sample
+from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
+from napari_jpeg_restore.layer_data import LayerError, restore_layer_data
+
+
+def run(gen):
+    try:
+        while True:
+            next(gen)
+    except StopIteration as done:
+        return done.value
+
+
+@pytest.fixture
+def jpg(tmp_path):
+    path = tmp_path / "parrots.jpg"
+    data_image("LIVE1/parrots.png").crop((0, 0, 300, 200)).save(path, quality=20)
+    return path
+
+
+def test_reader_keeps_tables_ids_and_sampling(jpg):
+    reader = napari_get_reader(str(jpg))
+    assert napari_get_reader("x.png") is None
+    ((data, kwargs, kind),) = reader(str(jpg))
+    meta = kwargs["metadata"]
+    assert kind == "image" and kwargs["rgb"] and data.shape == (200, 300, 3)
+    assert meta["jpeg"]["tables"][0] == ijg_tables(20)[0].ravel().tolist()
+    assert meta["jpeg"]["table_ids"] == [0, 1, 1] and meta["jpeg"]["sampling"] == [[2, 2], [1, 1], [1, 1]]
+    assert meta["orientation"] == 1
+
+
+def test_reader_shows_exif_rotated_files_upright_and_restores_on_the_stored_grid(tmp_path, random_weights):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    data_image("LIVE1/parrots.png").crop((0, 0, 120, 72)).save(path, quality=15, exif=exif)
+    ((data, kwargs, _),) = napari_get_reader(str(path))(str(path))
+    assert data.shape == (120, 72, 3) and np.array_equal(data, np.asarray(ImageOps.exif_transpose(Image.open(path))))
+    out = run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], model=random_weights["colour"]))
+    expected = np.asarray(restore(Image.open(path), model=random_weights["colour"]))  # stored orientation
+    assert np.array_equal(out, np.rot90(expected, -1))
+
+
+def test_sample_is_a_quality_10_jpeg():
+    ((data, kwargs, _),) = jpeg_q10_sample()
+    assert data.dtype == np.uint8 and data.ndim == 3
+    assert kwargs["metadata"]["jpeg"]["tables"][0] == ijg_tables(10)[0].ravel().tolist()
+
+
+def test_layer_equals_restore_for_each_table_source(jpg, random_weights):
+    model = random_weights["colour"]
+    expected = np.asarray(restore(Image.open(jpg), model=model))
+    data = np.asarray(Image.open(jpg))
+    ((_, kwargs, _),) = napari_get_reader(str(jpg))(str(jpg))
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], model=model)), expected)
+    # a layer from another reader: the file is read again through layer.source.path
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, source_path=str(jpg), model=model)), expected)
+    # typed quality 20 = Pillow's tables
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, quality=20, model=model)), expected)
+    # no tables anywhere: estimated, as restore() does on a non-JPEG image
+    with pytest.warns(UserWarning):
+        blind = np.asarray(restore(Image.fromarray(data), model=model))
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, model=model)), blind)
+
+
+def test_stacks_frame_by_frame_and_progress(jpg, random_weights):
+    frame = np.asarray(Image.open(jpg))
+    stack = np.stack([frame, frame[::-1].copy()])
+    facts = facts_from_image(Image.open(jpg))
+    gen = restore_layer_data(stack, rgb=True, quality=20, model=random_weights["colour"], tile=128)
+    seen = []
+    try:
+        while True:
+            seen.append(next(gen))
+    except StopIteration as done:
+        out = done.value
+    assert out.shape == stack.shape
+    total = seen[-1][1]
+    assert [d for d, _ in seen] == list(range(total + 1))
+    assert np.array_equal(out[0], np.asarray(restore(Image.open(jpg), quantization=facts, model=random_weights["colour"], tile=128)))
+
+
+def test_gray_stack_and_bad_layers(random_weights):
+    gray = np.asarray(Image.open(_gray_jpeg()))
+    out = run(restore_layer_data(np.stack([gray] * 2), rgb=False, quality=30, model=random_weights["gray"]))
+    assert out.shape == (2, *gray.shape)
+    with pytest.raises(LayerError, match="float32 data; only 8-bit"):
+        run(restore_layer_data(gray.astype(np.float32), rgb=False))
+
+
+def test_closing_the_generator_stops_between_tiles(jpg, random_weights):
+    gen = restore_layer_data(np.asarray(Image.open(jpg)), rgb=True, quality=20, model=random_weights["colour"], tile=96)
+    next(gen)
+    next(gen)
+    gen.close()  # what the Stop button does; nothing is returned
+
+
+def _gray_jpeg():
+    import io
+
+    buf = io.BytesIO()
+    data_image("LIVE1/caps.png", "L").crop((0, 0, 100, 60)).save(buf, "JPEG", quality=30)
+    buf.seek(0)
+    return buf

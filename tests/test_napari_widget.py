@@ -1,0 +1,110 @@
+"""The dock widget in a real napari viewer (needs a virtual X server: pytest-xvfb starts one)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imaging import data_image
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari_jpeg_restore import _widget  # noqa: E402
+from napari_jpeg_restore import restore  # noqa: E402
+from napari_jpeg_restore._widget import FROM_QUALITY, RestoreWidget  # noqa: E402
+
+
+@pytest.fixture
+def jpg(tmp_path):
+    path = tmp_path / "parrots.jpg"
+    data_image("LIVE1/parrots.png").crop((0, 0, 320, 240)).save(path, quality=20)
+    return path
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    seen = []
+    monkeypatch.setattr(_widget, "show_error", seen.append)
+    return seen
+
+
+def _widget_for(viewer, layer, model, qtbot):
+    w = RestoreWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.reset_choices()
+    w._image.value = layer
+    w._model.value = str(model)
+    return w
+
+
+def _run(w, qtbot):
+    w.run()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+
+
+def test_menu_and_widget_contribution():
+    from npe2 import PluginManager
+
+    pm = PluginManager.instance()
+    pm.discover()
+    manifest = pm.get_manifest("napari-jpeg-restore")
+    assert [m.command for m in manifest.contributions.menus["napari/layers/filter"]] == [
+        "napari-jpeg-restore.restore_widget"]
+    assert manifest.contributions.widgets[0].display_name == "Remove JPEG artifacts"
+
+
+def test_our_reader_then_widget_equals_restore(make_napari_viewer, qtbot, jpg, random_weights, errors):
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(jpg), plugin="napari-jpeg-restore")
+    assert layer.metadata["jpeg"]["table_ids"] == [0, 1, 1]
+    layer.scale, layer.translate = (2.0, 3.0), (5.0, 7.0)
+    w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    _run(w, qtbot)
+    assert not errors
+    result = viewer.layers["parrots restored"]
+    expected = np.asarray(restore(Image.open(jpg), model=random_weights["colour"]))
+    assert np.array_equal(result.data, expected)
+    assert tuple(result.scale) == (2.0, 3.0) and tuple(result.translate) == (5.0, 7.0)
+    assert np.array_equal(layer.data, np.asarray(Image.open(jpg)))  # the source layer is untouched
+
+
+def test_builtin_reader_still_uses_the_file_tables(make_napari_viewer, qtbot, jpg, random_weights, errors):
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(jpg), plugin="napari")
+    assert "jpeg" not in layer.metadata and layer.source.path
+    _run(_widget_for(viewer, layer, random_weights["colour"], qtbot), qtbot)
+    expected = np.asarray(restore(Image.open(jpg), model=random_weights["colour"]))
+    assert np.array_equal(viewer.layers["parrots restored"].data, expected)
+
+
+def test_non_jpeg_layer_uses_estimated_tables(make_napari_viewer, qtbot, jpg, random_weights, errors):
+    viewer = make_napari_viewer()
+    pixels = np.asarray(Image.open(jpg))
+    layer = viewer.add_image(pixels.copy(), name="pixels", rgb=True)
+    _run(_widget_for(viewer, layer, random_weights["colour"], qtbot), qtbot)
+    with pytest.warns(UserWarning):
+        expected = np.asarray(restore(Image.fromarray(pixels), model=random_weights["colour"]))
+    assert np.array_equal(viewer.layers["pixels restored"].data, expected)
+
+
+def test_stop_during_a_stack_leaves_no_layer(make_napari_viewer, qtbot, jpg, random_weights, errors):
+    viewer = make_napari_viewer()
+    frame = np.asarray(Image.open(jpg))
+    layer = viewer.add_image(np.stack([frame] * 4), name="stack", rgb=True)
+    w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    w._tables.value = FROM_QUALITY
+    w._quality.value = 20
+    w._tile.value = 96
+    w.run()
+    w.worker.yielded.connect(lambda _: w.stop())
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert [lay.name for lay in viewer.layers] == ["stack"]
+    assert not errors
+
+
+def test_not_8_bit_gives_a_message(make_napari_viewer, qtbot, random_weights, errors):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), name="float")
+    _run(_widget_for(viewer, layer, random_weights["gray"], qtbot), qtbot)
+    assert len(viewer.layers) == 1
+    assert any("only 8-bit" in str(e) for e in errors)
