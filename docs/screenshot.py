@@ -30,7 +30,6 @@ def main() -> None:
         QApplication.processEvents()
     if len(viewer.layers) > 1:
         viewer.layers[0].visible = False  # show the restored layer, the input listed below it
-    viewer.camera.zoom *= 1.6
     viewer.screenshot(args.out, canvas_only=False)
     viewer.close()
 
