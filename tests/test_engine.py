@@ -105,3 +105,16 @@ def test_sixteen_bit_and_custom_tables(colour_model, textured, save):
     im = jpeg(textured.crop((0, 0, 96, 80)), **save)
     out = Engine(colour_model).run(np.asarray(im), facts_from_image(im))
     assert out.shape == (80, 96, 3)
+
+
+def test_strength_scales_the_maps_not_the_output(colour_model, q20):
+    pixels, facts = q20
+    engine = Engine(colour_model, tile=0)
+    base = engine.run(pixels, facts)
+    assert np.array_equal(engine.run(pixels, facts, strength=1.0), base)
+    stronger = engine.run(pixels, facts, strength=2.0)
+    assert not np.array_equal(stronger, base)
+    assert np.array_equal(stronger, engine.run(pixels, facts.scaled(2.0)))
+    assert facts.scaled(0.01).tables[0].min() == 1.0
+    with pytest.raises(ValueError, match="strength must be positive"):
+        facts.scaled(0)

@@ -3,7 +3,7 @@ run in a napari thread worker with a progress bar and a Stop button."""
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox, create_widget
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, create_widget
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -24,10 +24,12 @@ class RestoreWidget(Container):
                                tooltip="'default', a shipped model name, or a folder made by qgcn-train export")
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self._tile = SpinBox(label="tile", min=0, max=8192, step=16, value=512, tooltip="0 = whole image at once")
+        self._strength = FloatSpinBox(label="strength", min=0.25, max=4.0, step=0.05, value=1.0,
+                                      tooltip="> 1: treat as more compressed than the tables say; < 1: less")
         self._run = PushButton(text="Run")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
-        self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile,
+        self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._strength,
                      self._run, self._stop, self._status])
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
         self._run.clicked.connect(self.run)
@@ -46,7 +48,7 @@ class RestoreWidget(Container):
             quality=self._quality.value if self._tables.value == FROM_QUALITY else None,
             model=self._model.value.strip() or "default",
             device=None if self._device.value == "auto" else self._device.value, tile=self._tile.value,
-            _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
+            strength=self._strength.value, _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
         self._bar = progress(total=0, desc=f"Restoring {layer.name}")
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda data: self._add_result(layer, data))

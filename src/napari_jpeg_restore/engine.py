@@ -113,13 +113,15 @@ class Engine:
         *,
         progress: Callable[[int, int], None] | None = None,
         cancel: Callable[[], bool] | None = None,
+        strength: float = 1.0,
     ) -> np.ndarray:
         """Restore (H, W) or (H, W, 3) uint8 pixels coded as ``facts`` say; same shape out.
 
         ``progress(done, total)`` is called per tile; ``cancel()`` returning True before a tile
-        raises :class:`RestoreCancelled`.
+        raises :class:`RestoreCancelled`. ``strength`` scales the quantization maps the network
+        sees (see :meth:`JpegFacts.scaled`); 1.0 = the file's own tables.
         """
-        steps = self.steps(pixels, facts)
+        steps = self.steps(pixels, facts, strength)
         try:
             while True:
                 done, total = next(steps)
@@ -135,7 +137,7 @@ class Engine:
         """How many tiles :meth:`steps` runs for an image of this shape."""
         return len(self._windows(*self._pad(np.empty(shape[:2], np.uint8), facts)[0].shape))
 
-    def steps(self, pixels: np.ndarray, facts: JpegFacts):
+    def steps(self, pixels: np.ndarray, facts: JpegFacts, strength: float = 1.0):
         """Generator form of :meth:`run`: yields (tiles done, total) before each tile and at the
         end, and returns the restored pixels; closing it stops between tiles."""
         torch = self._torch
@@ -155,12 +157,12 @@ class Engine:
         try:
             if self.threads:
                 torch.set_num_threads(self.threads)
-            feats = None
+            feats, seen = None, facts.scaled(strength)
             if self.config.has_global:
-                g = global_input(pixels, facts, self.config.global_size)
+                g = global_input(pixels, seen, self.config.global_size)
                 with torch.inference_mode(), autocast:
                     feats = self.model.global_features(g[None].to(self.device))
-            maps = facts if self.config.uses_maps else None
+            maps = seen if self.config.uses_maps else None
             for i, (win, core) in enumerate(windows):
                 yield i, len(windows)
                 (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) = win, core

@@ -57,13 +57,15 @@ def image_facts(img, quantization=None, subsampling=None) -> JpegFacts | None:
 
 def restore(img, *, model=None, device=None, tile: int = 512, progress=None, cancel=None,
             quantization=None, subsampling: str | None = None, threads: int | None = None,
-            precision: str = "float32") -> Image.Image:
+            precision: str = "float32", strength: float = 1.0) -> Image.Image:
     """Remove JPEG artifacts from a Pillow image; returns a new image of the same size and mode.
 
     ``model``: None (the shipped model for the image's mode), a shipped name or a path to exported
     weights. ``tile``: window side in pixels (0 = whole image at once). ``progress(done, total)``
     is called per tile; ``cancel()`` returning True raises :class:`RestoreCancelled`.
-    ``quantization``/``subsampling`` override the tables (see :func:`image_facts`). ICC profile,
+    ``quantization``/``subsampling`` override the tables (see :func:`image_facts`). ``strength``
+    scales the quantization maps the network sees: > 1 removes more (as if compressed harder),
+    < 1 less; 1.0 trusts the tables. ICC profile,
     EXIF and dpi are kept; the input is never modified. EXIF orientation is not applied: the
     pixels are restored as stored, on their coding-block grid.
     """
@@ -79,7 +81,7 @@ def restore(img, *, model=None, device=None, tile: int = 512, progress=None, can
         colour = base.mode == "RGB"
         engine = Engine(cached_model(model, colour=colour), device=device, threads=threads, tile=tile,
                         precision=precision)
-        pixels = engine.run(pixels, facts, progress=progress, cancel=cancel)
+        pixels = engine.run(pixels, facts, progress=progress, cancel=cancel, strength=strength)
     result = Image.fromarray(np.ascontiguousarray(pixels), base.mode)
     if img.mode != base.mode:
         result.putalpha(img.getchannel("A"))
@@ -98,7 +100,7 @@ class QGCNRestore(ImageFilter.MultibandFilter):
     name = "QGCNRestore"
 
     def __init__(self, quantization=None, subsampling: str | None = None, **options):
-        unknown = set(options) - {"model", "device", "tile", "progress", "cancel", "threads", "precision"}
+        unknown = set(options) - {"model", "device", "tile", "progress", "cancel", "threads", "precision", "strength"}
         if unknown:
             raise TypeError(f"QGCNRestore got unknown options: {', '.join(sorted(unknown))}")
         self.quantization, self.subsampling, self.options = quantization, subsampling, options

@@ -8,7 +8,7 @@ built from tables the caller knows (:func:`facts_from_tables`), or estimated fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,6 +64,15 @@ class JpegFacts:
     table_ids: tuple[int, ...] = ()
     source: str = "<image>"
     grid_offset: tuple[int, int] = (0, 0)
+
+    def scaled(self, strength: float) -> "JpegFacts":
+        """The same coding with every step times ``strength`` (at least 1): what the restoration
+        strength tells the network (> 1: treat as more compressed; < 1: less)."""
+        if not strength > 0:
+            raise ValueError(f"strength must be positive, got {strength}")
+        if strength == 1:
+            return self
+        return replace(self, tables=tuple(np.maximum(t * strength, 1.0) for t in self.tables))
 
     @property
     def colour(self) -> bool:

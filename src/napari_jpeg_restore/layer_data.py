@@ -59,7 +59,7 @@ def table_source(metadata: dict, source_path, shape: tuple[int, ...], quality: i
 
 
 def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None, quality: int | None = None,
-                       model=None, device=None, tile: int = 512, threads: int | None = None):
+                       model=None, device=None, tile: int = 512, threads: int | None = None, strength: float = 1.0):
     """Generator: yields (tiles done, total tiles) before each tile and once at the end, and
     returns the restored array (same shape). Closing it (a Stop button) stops between tiles.
     """
@@ -79,7 +79,7 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
     for i, (frame, ff) in enumerate(zip(stored, per_frame)):
         restored = frame
         if ff is not None:
-            steps = engine.steps(frame, ff)
+            steps = engine.steps(frame, ff, strength)
             try:
                 while True:
                     k, n = next(steps)
