@@ -1,0 +1,197 @@
+"""The batch CLI and every kind of bad input: a valid output or a one-line error naming the file,
+never a crash, never a changed input."""
+
+import hashlib
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import simplejpeg
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from imaging import data_image
+from napari_jpeg_restore.cli import FileFailed, main, restore_file
+
+PHOTO = data_image("LIVE1/parrots.png").crop((0, 0, 96, 64))
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(args, models):
+    return CliRunner().invoke(main, [*args, "--model", str(models["colour"]), "--gray-model", str(models["gray"])],
+                              catch_exceptions=False)
+
+
+def jpeg_bytes(img=PHOTO, **save):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
+def test_folders_recursive_outputs_and_untouched_inputs(tmp_path, random_weights):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    PHOTO.save(src / "a.jpg", quality=20)
+    PHOTO.convert("L").save(src / "b.jpeg", quality=30)
+    PHOTO.save(src / "sub" / "c.jpg", quality=40)
+    (src / "notes.txt").write_text("not an image")
+    before = {p: digest(p) for p in src.rglob("*") if p.is_file()}
+    result = run([str(src), "-o", str(tmp_path / "out"), "--recursive"], random_weights)
+    assert result.exit_code == 0, result.output
+    assert "3 restored, 0 skipped, 0 failed" in result.output
+    for rel, mode in [("a.png", "RGB"), ("b.png", "L"), ("sub/c.png", "RGB")]:
+        with Image.open(tmp_path / "out" / rel) as im:
+            assert im.size == PHOTO.size and im.mode == mode
+    assert before == {p: digest(p) for p in src.rglob("*") if p.is_file()}
+    assert not list((tmp_path / "out").rglob("*.partial"))
+
+
+@pytest.mark.parametrize("fmt, suffix", [("tiff", ".tiff"), ("webp", ".webp")])
+def test_lossless_formats_keep_exif_icc_and_turn_upright(tmp_path, random_weights, fmt, suffix):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    exif[0x010E] = "kept"
+    icc = Image.new("RGB", (1, 1)).info.get("icc_profile") or b"\0" * 132
+    PHOTO.save(tmp_path / "r.jpg", quality=25, exif=exif, icc_profile=icc)
+    result = run([str(tmp_path / "r.jpg"), "-o", str(tmp_path / "out"), "--format", fmt], random_weights)
+    assert result.exit_code == 0, result.output
+    restored = np.asarray(Image.open(tmp_path / "r.jpg").convert("RGB"))
+    with Image.open(tmp_path / "out" / f"r{suffix}") as im:
+        assert im.size == (PHOTO.height, PHOTO.width)  # orientation 8 shown upright
+        assert im.getexif().get(0x010E) == "kept" and 0x0112 not in im.getexif()
+        assert im.info.get("icc_profile") == icc
+        assert np.asarray(im.convert("RGB")).shape == np.rot90(restored).shape
+
+
+def test_existing_outputs_overwrite_and_skip(tmp_path, random_weights):
+    PHOTO.save(tmp_path / "a.jpg", quality=20)
+    out = tmp_path / "out"
+    assert run([str(tmp_path / "a.jpg"), "-o", str(out)], random_weights).exit_code == 0
+    first = digest(out / "a.png")
+    refused = run([str(tmp_path / "a.jpg"), "-o", str(out)], random_weights)
+    assert refused.exit_code == 1 and "a.png exists (use --overwrite or --skip-existing)" in refused.output
+    skipped = run([str(tmp_path / "a.jpg"), "-o", str(out), "--skip-existing"], random_weights)
+    assert skipped.exit_code == 0 and "0 restored, 1 skipped" in skipped.output
+    (out / "a.png").write_bytes(b"stale")
+    assert run([str(tmp_path / "a.jpg"), "-o", str(out), "--overwrite"], random_weights).exit_code == 0
+    assert digest(out / "a.png") == first
+
+
+def test_never_overwrites_an_input(tmp_path, random_weights):
+    PHOTO.save(tmp_path / "x.png")
+    before = digest(tmp_path / "x.png")
+    result = run([str(tmp_path / "x.png"), "-o", str(tmp_path), "--overwrite"], random_weights)
+    assert result.exit_code == 1 and "would overwrite an input" in result.output
+    assert digest(tmp_path / "x.png") == before
+
+
+def _bad_inputs(tmp_path):
+    """name -> (bytes, expected error fragment or None for a valid output)."""
+    good = jpeg_bytes(quality=30)
+    sos = good.index(b"\xff\xda")
+    corrupt = bytearray(good)
+    for i in range(sos + 40, len(good) - 10, 97):
+        corrupt[i] ^= 0x5A
+    cmyk = jpeg_bytes(PHOTO.convert("CMYK"), quality=50)
+    adobe = cmyk.index(b"Adobe")
+    ycck = bytearray(cmyk)
+    ycck[adobe + 11] = 2  # Adobe APP14 transform flag: YCCK
+    bomb = bytearray(jpeg_bytes(Image.new("RGB", (16, 16)), quality=50))
+    sof = bomb.index(b"\xff\xc0")
+    bomb[sof + 5 : sof + 9] = (40000).to_bytes(2, "big") * 2
+    png = io.BytesIO()
+    PHOTO.convert("P").save(png, "PNG")
+    png16 = io.BytesIO()
+    Image.fromarray(np.arange(48 * 32, dtype=np.uint16).reshape(32, 48) * 30).save(png16, "PNG")
+    rgba = io.BytesIO()
+    PHOTO.convert("RGBA").save(rgba, "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    cases = {
+        "empty.jpg": (b"", "not an image"),
+        "text.jpg": (b"hello, world\n" * 20, "not an image"),
+        "truncated.jpg": (good[: len(good) // 2], "unreadable image"),
+        "corrupt.jpg": (bytes(corrupt), None),
+        "cmyk.jpg": (cmyk, "CMYK JPEG files are not supported"),
+        "ycck.jpg": (bytes(ycck), "YCCK JPEG files are not supported"),
+        "progressive.jpg": (jpeg_bytes(quality=20, progressive=True), None),
+        "sixteen-bit-tables.jpg": (jpeg_bytes(qtables=[[300] * 64, [500] * 64]), None),
+        "one-pixel.jpg": (jpeg_bytes(Image.new("RGB", (1, 1), (9, 99, 199)), quality=10), None),
+        "odd.jpg": (jpeg_bytes(PHOTO.crop((0, 0, 7, 13)), quality=10), None),
+        "bomb.jpg": (bytes(bomb), "too many pixels"),
+        "palette.png": (png.getvalue(), None),
+        "sixteen-bit.png": (png16.getvalue(), "I;16 image (16-bit): never JPEG-coded"),
+        "rgba.png": (rgba.getvalue(), None),
+        "rotated.jpg": (jpeg_bytes(quality=20, exif=exif), None),
+    }
+    if shutil.which("cjpeg"):
+        ppm = io.BytesIO()
+        PHOTO.save(ppm, "PPM")
+        arith = subprocess.run(["cjpeg", "-arithmetic", "-quality", "30"], input=ppm.getvalue(), capture_output=True,
+                               check=True).stdout
+        cases["arithmetic.jpg"] = (arith, None)
+    return cases
+
+
+def test_every_bad_input(tmp_path, random_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    cases = _bad_inputs(tmp_path)
+    for name, (data, _) in cases.items():
+        (src / name).write_bytes(data)
+    before = {p.name: digest(p) for p in src.iterdir()}
+    result = run([str(src), "-o", str(tmp_path / "out")], random_weights)
+    assert result.exit_code == 1  # some failed, the rest went on
+    failed = [line for line in result.output.splitlines() if line.startswith("failed: ")]
+    for name, (_, error) in cases.items():
+        out = tmp_path / "out" / (name.rsplit(".", 1)[0] + ".png")
+        lines = [line for line in failed if f"{src / name}:" in line]
+        if error is None:
+            assert not lines, lines
+            with Image.open(out) as im:
+                im.load()
+        else:
+            assert len(lines) == 1 and error in lines[0], (name, lines)
+            assert not out.exists()
+    assert before == {p.name: digest(p) for p in src.iterdir()}
+    assert "arithmetic.jpg" not in cases or (tmp_path / "out" / "arithmetic.png").exists()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_mutated_jpegs_give_clean_errors_or_valid_outputs(tmp_path_factory, random_weights, data):
+    base = SMALL_JPEGS[data.draw(st.integers(0, len(SMALL_JPEGS) - 1))]
+    mutated = bytearray(base)
+    for _ in range(data.draw(st.integers(1, 8))):
+        i = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        mutated = mutated[: data.draw(st.integers(0, len(mutated)))]
+    folder = tmp_path_factory.mktemp("fuzz")
+    src, dst = folder / "f.jpg", folder / "f.png"
+    src.write_bytes(bytes(mutated))
+    try:
+        restore_file(src, dst, "png", models=(random_weights["colour"], random_weights["gray"]))
+    except FileFailed as exc:
+        message = str(exc)
+        assert message.startswith(f"{src}:") and "\n" not in message
+        assert not dst.exists()
+    else:
+        with Image.open(dst) as im:
+            im.load()
+    assert src.read_bytes() == bytes(mutated)
+
+
+SMALL_JPEGS = [
+    jpeg_bytes(PHOTO.crop((0, 0, 40, 24)), quality=30),
+    jpeg_bytes(PHOTO.crop((0, 0, 24, 16)).convert("L"), quality=60),
+    simplejpeg.encode_jpeg(np.ascontiguousarray(np.asarray(PHOTO)[:24, :40]), quality=20, colorsubsampling="411"),
+    jpeg_bytes(PHOTO.crop((0, 0, 32, 32)), quality=10, progressive=True),
+]
