@@ -12,13 +12,14 @@ from .weights import ModelNotAvailable, WeightsError, shipped_models
 
 __version__ = "0.1.0"
 __all__ = [
-    "JpegError", "ModelNotAvailable", "QGCNRestore", "RestoreCancelled", "WeightsError", "restore", "shipped_models",
+    "JpegError", "ModelNotAvailable", "QGCNRestore", "RestoreCancelled", "WeightsError", "restore", "sample_jpeg",
+    "shipped_models",
 ]
 
 
 def __getattr__(name):
     # The Pillow face is imported on first use, so `import napari_jpeg_restore` stays light.
-    if name in ("restore", "QGCNRestore"):
+    if name in ("restore", "QGCNRestore", "sample_jpeg"):
         from . import filter as _filter
 
         return getattr(_filter, name)

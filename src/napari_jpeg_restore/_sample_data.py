@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
-from PIL import Image
-
 from ._reader import jpeg_layer
-
-SAMPLE = Path(__file__).parent / "samples" / "chelsea.png"
+from .filter import sample_jpeg
 
 
 def jpeg_q10_sample() -> list[tuple]:
-    buf = io.BytesIO()
-    with Image.open(SAMPLE) as im:
-        im.convert("RGB").save(buf, "JPEG", quality=10)
-    buf.seek(0)
-    with Image.open(buf) as jpeg:
-        return [jpeg_layer(jpeg, "chelsea (JPEG quality 10)", "chelsea.png at JPEG quality 10")]
+    return [jpeg_layer(sample_jpeg(10), "chelsea (JPEG quality 10)", "chelsea.png at JPEG quality 10")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -15,6 +17,18 @@ from .weights import cached_model
 #: Modes restored, and the mode the network sees (alpha is kept aside exactly).
 MODES = {"L": "L", "RGB": "RGB", "LA": "L", "RGBA": "RGB"}
 KEPT_INFO = ("icc_profile", "exif", "dpi")
+
+
+SAMPLE = Path(__file__).parent / "samples" / "chelsea.png"  # CC0, see samples/LICENSE.txt
+
+
+def sample_jpeg(quality: int = 10) -> Image.Image:
+    """The bundled sample photo JPEG-coded by Pillow at ``quality``, opened as a JPEG file."""
+    buf = io.BytesIO()
+    with Image.open(SAMPLE) as im:
+        im.convert("RGB").save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf)
 
 
 class BlindModeWarning(UserWarning):
