@@ -141,8 +141,9 @@ def cached_model(spec=None, *, colour: bool = True):
     return _cached(folder, colour, (folder / "config.json").stat().st_mtime)
 
 
-def load_model(spec=None, *, colour: bool = True):
-    """Build the network for ``spec`` and load its checked weights (float32, eval mode)."""
+def load_model(spec=None, *, colour: bool | None = True):
+    """Build the network for ``spec`` and load its checked weights (float32, eval mode).
+    ``colour`` None accepts either kind (``spec`` must then name the model)."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -155,7 +156,7 @@ def load_model(spec=None, *, colour: bool = True):
         cfg = ModelConfig.from_dict(config["model"])
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{folder / 'config.json'}: bad model settings ({exc})") from None
-    if cfg.colour != colour:
+    if colour is not None and cfg.colour != colour:
         want, have = ("colour", "grayscale") if colour else ("grayscale", "colour")
         raise WeightsError(f"{folder}: a {have} model cannot restore a {want} image")
     state = {}

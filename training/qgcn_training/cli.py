@@ -131,11 +131,14 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--evaluation", type=click.Path(exists=True, dir_okay=False), help="evaluate's JSON to store in the record.")
-def export(checkpoint, out, evaluation):
+@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False),
+              help="Where LIVE1 is, for the guard gains CI checks shipped models against.")
+def export(checkpoint, out, evaluation, data_root):
     """Write CHECKPOINT as shipped weights: fp16 safetensors + config.json with its record."""
     from .train import export as run
 
-    click.echo(run(checkpoint, out, evaluation=json.loads(open(evaluation).read()) if evaluation else None))
+    click.echo(run(checkpoint, out, evaluation=json.loads(open(evaluation).read()) if evaluation else None,
+                   data_root=data_root))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -256,8 +257,37 @@ def model_from_checkpoint(ck: dict):
     return model.eval()
 
 
-def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = "float16") -> Path:
-    """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer)."""
+GUARD_IMAGES, GUARD_QUALITIES = ("bikes", "parrots", "caps"), (10, 30, 50, 90)
+
+
+def guard_gains(folder: Path, data_root: Path) -> dict | None:
+    """PSNR gains over JPEG of the exported weights on three LIVE1 images at QF 10, 30, 50, 90,
+    through the engine with the default tile: the values CI checks the shipped model against."""
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.weights import load_model
+
+    from .evaluate import coded
+    from .metrics import psnr
+
+    files = [data_root / "LIVE1" / f"{n}.png" for n in GUARD_IMAGES]
+    if not all(f.is_file() for f in files):
+        return None
+    model = load_model(folder, colour=None)
+    engine, gains = Engine(model), {}
+    for name, f in zip(GUARD_IMAGES, files):
+        with Image.open(f) as im:
+            gt = np.asarray(im.convert("RGB" if model.config.colour else "L"))
+        for q in GUARD_QUALITIES:
+            jpeg = coded(gt, q)
+            out = engine.run(np.asarray(jpeg), facts_from_image(jpeg))
+            gains[f"{name}@{q}"] = round(psnr(out, gt) - psnr(np.asarray(jpeg), gt), 4)
+    return gains
+
+
+def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = "float16",
+           data_root="../shared/data") -> Path:
+    """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer),
+    including the guard gains (:func:`guard_gains`) measured on the exported weights."""
     from napari_jpeg_restore.weights import save_weights
 
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -269,4 +299,9 @@ def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = 
         record["validation"] = rows[-1] if rows else None
     if evaluation:
         record["evaluation"] = evaluation
-    return save_weights(model, out_dir, record=record, dtype=dtype)
+    folder = save_weights(model, out_dir, record=record, dtype=dtype)
+    guard = guard_gains(folder, Path(data_root))
+    if guard is not None:
+        record["guard"] = {"images": "LIVE1 " + ", ".join(GUARD_IMAGES), "tile": 512, "gains_db": guard}
+        save_weights(model, out_dir, record=record, dtype=dtype)
+    return folder
