@@ -118,8 +118,9 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
                 got = ev.evaluate_set(engines[colour], gray, _ints(plot_qf), label)
                 curves[label] = [(r.qf, r.ours[0] - r.jpeg[0]) for r in got]
         ev.plot(curves, Path(plot_path))
-    if crops_dir and True in engines:
-        ev.crops(engines[True], ev.set_images(root, "live1"), 10, Path(crops_dir))
+    if crops_dir:
+        colour = True in engines
+        ev.crops(engines[colour], ev.set_images(root, "live1" if colour else "live1-gray"), 10, Path(crops_dir))
     if json_path:
         Path(json_path).write_text(json.dumps({
             "model": model, "gray_model": gray_model, "hashes": hashes,

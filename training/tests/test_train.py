@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from click.testing import CliRunner
 
 from qgcn_training.cli import main
@@ -105,7 +106,8 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     out = CliRunner().invoke(main, [
         "evaluate", "--model", str(tmp_path / "gray"), "--sets", "classic5,live1", "--qf", "10,40",
         "--data-root", str(need(DATA)), "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"),
-        "--plot", str(tmp_path / "gain.png"), "--plot-qf", "50"], catch_exceptions=False)
+        "--plot", str(tmp_path / "gain.png"), "--plot-qf", "50", "--crops", str(tmp_path / "crops")],
+        catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert "live1: skipped, no colour model" in out.output
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
@@ -114,3 +116,6 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     table = (tmp_path / "r.md").read_text()
     assert "| classic5 | 10 | 5 | PSNR |" in table and "classic5 " in table.splitlines()[-1]
     assert (tmp_path / "gain.png").stat().st_size > 1000
+    crops = sorted(p.name for p in (tmp_path / "crops").iterdir())
+    assert crops == ["bikes-qf10.png", "parrots-qf10.png", "sailing1-qf10.png", "womanhat-qf10.png"]
+    assert Image.open(tmp_path / "crops" / "bikes-qf10.png").size == (3 * 192, 192)
