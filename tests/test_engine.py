@@ -63,6 +63,11 @@ def test_threads_option_is_restored(colour_model, q20):
 
 def test_device_choice():
     assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        pick_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:1' is not available"):
+            pick_device("cuda:1")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert pick_device().type in (expected, "mps")
 

@@ -24,11 +24,18 @@ class RestoreCancelled(Exception):
 
 
 def pick_device(device=None):
-    """``device`` as given, else cuda, then mps, then cpu."""
+    """``device`` as given (checked to exist), else cuda, then mps, then cpu."""
     import torch
 
     if device is not None:
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+        if (dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count())) \
+                or (dev.type == "mps" and not torch.backends.mps.is_available()):
+            raise ValueError(f"device {device!r} is not available on this machine")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
