@@ -142,7 +142,8 @@ class Engine:
 
     def tile_count(self, shape: tuple[int, ...], facts: JpegFacts) -> int:
         """How many tiles :meth:`steps` runs for an image of this shape."""
-        return len(self._windows(*self._pad(np.empty(shape[:2], np.uint8), facts)[0].shape))
+        top, bottom, left, right = self._padding(shape, facts)
+        return len(self._windows(shape[0] + top + bottom, shape[1] + left + right))
 
     def steps(self, pixels: np.ndarray, facts: JpegFacts, strength: float = 1.0):
         """Generator form of :meth:`run`: yields (tiles done, total) before each tile and at the
@@ -182,12 +183,17 @@ class Engine:
         yield len(windows), len(windows)
         return out[top : top + pixels.shape[0], left : left + pixels.shape[1]]
 
-    def _pad(self, pixels, facts):
-        """Edge-replicate so block boundaries sit on multiples of 8 and the size fits the grid."""
+    @staticmethod
+    def _padding(shape, facts) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) so block boundaries sit on multiples of 8 and the size
+        fits the MCU and the tile grid."""
         step_y, step_x = (max(GRID, m) for m in facts.mcu)
         top, left = ((-o) % 8 for o in facts.grid_offset)
-        h, w = pixels.shape[:2]
-        bottom, right = (-(top + h)) % step_y, (-(left + w)) % step_x
+        return top, (-(top + shape[0])) % step_y, left, (-(left + shape[1])) % step_x
+
+    def _pad(self, pixels, facts):
+        """Edge-replicated pixels (see :meth:`_padding`) and the (top, left) to crop back at."""
+        top, bottom, left, right = self._padding(pixels.shape, facts)
         pad = ((top, bottom), (left, right)) + (((0, 0),) if pixels.ndim == 3 else ())
         return np.pad(pixels, pad, mode="edge"), (top, left)
 
