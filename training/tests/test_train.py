@@ -119,3 +119,18 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     crops = sorted(p.name for p in (tmp_path / "crops").iterdir())
     assert crops == ["bikes-qf10.png", "parrots-qf10.png", "sailing1-qf10.png", "womanhat-qf10.png"]
     assert Image.open(tmp_path / "crops" / "bikes-qf10.png").size == (3 * 192, 192)
+
+
+def test_init_from_exported_weights(pool_dir, tmp_path):
+    from napari_jpeg_restore.weights import load_model
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *BASE, "--steps", "3"])
+    CliRunner().invoke(main, ["export", str(tmp_path / "a" / "checkpoint.pt"), "--out", str(tmp_path / "w")],
+                       catch_exceptions=False)
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0",
+            "--init-from", str(tmp_path / "w")])
+    exported = load_model(tmp_path / "w", colour=True).state_dict()
+    warm = _weights(tmp_path / "b")
+    assert warm["step"] == 0
+    for k, v in exported.items():
+        assert torch.equal(warm["model"][k], v), k
