@@ -142,5 +142,18 @@ def export(checkpoint, out, evaluation, data_root):
                    data_root=data_root))
 
 
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
+def guard(folder, data_root):
+    """Measure and record the guard gains of exported weights (e.g. brought back from a GPU)."""
+    from .train import record_guard
+
+    gains = record_guard(folder, data_root)
+    if gains is None:
+        raise click.ClickException(f"{data_root}: LIVE1 not found, nothing measured")
+    click.echo(json.dumps(gains, indent=1))
+
+
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ is a function of (seed, step), so ``resume`` continues bit for bit on the CPU.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import platform
@@ -300,8 +301,21 @@ def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = 
     if evaluation:
         record["evaluation"] = evaluation
     folder = save_weights(model, out_dir, record=record, dtype=dtype)
+    record_guard(folder, data_root)
+    return folder
+
+
+def record_guard(folder, data_root="../shared/data") -> dict | None:
+    """Measure :func:`guard_gains` of exported weights and store them in their config.json
+    (the weights and their checksums stay as they are)."""
+    from napari_jpeg_restore.weights import read_config
+
+    folder = Path(folder)
     guard = guard_gains(folder, Path(data_root))
     if guard is not None:
-        record["guard"] = {"images": "LIVE1 " + ", ".join(GUARD_IMAGES), "tile": 512, "gains_db": guard}
-        save_weights(model, out_dir, record=record, dtype=dtype)
-    return folder
+        config = read_config(folder)
+        config["record"]["guard"] = {"images": "LIVE1 " + ", ".join(GUARD_IMAGES), "tile": 512, "gains_db": guard}
+        tmp = folder / ".config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(tmp, folder / "config.json")
+    return guard
