@@ -32,6 +32,7 @@ def main():
 @click.option("--lr", default=5e-4, show_default=True)
 @click.option("--lr-step", default=20000, show_default=True, help="Multiply lr by --lr-gamma every N steps.")
 @click.option("--lr-gamma", default=0.1, show_default=True)
+@click.option("--clip-grad", default=0.5, show_default=True, help="Max gradient norm (0: no clipping).")
 @click.option("--init", default="default", type=click.Choice(["default", "gaussian"]), show_default=True)
 @click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
