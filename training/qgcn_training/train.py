@@ -297,6 +297,12 @@ def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = 
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = model_from_checkpoint(ck)
     record = record_for(ck)
+    if ck["settings"].get("init_from"):
+        # the lineage: what the warm start itself was trained on, and how long
+        try:
+            record["warm_start"] = load_model(ck["settings"]["init_from"], colour=None).record
+        except ValueError as exc:
+            record["warm_start"] = {"unavailable": str(exc)}
     log = Path(checkpoint).with_name("log.csv")
     if log.exists():
         rows = list(csv.DictReader(log.open()))
