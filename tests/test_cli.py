@@ -195,3 +195,11 @@ SMALL_JPEGS = [
     simplejpeg.encode_jpeg(np.ascontiguousarray(np.asarray(PHOTO)[:24, :40]), quality=20, colorsubsampling="411"),
     jpeg_bytes(PHOTO.crop((0, 0, 32, 32)), quality=10, progressive=True),
 ]
+
+
+def test_strength_option_reaches_the_network(tmp_path, random_weights):
+    PHOTO.save(tmp_path / "a.jpg", quality=20)
+    for s in ("1.0", "2.0"):
+        assert run([str(tmp_path / "a.jpg"), "-o", str(tmp_path / s), "--strength", s], random_weights).exit_code == 0
+    one, two = (np.asarray(Image.open(tmp_path / s / "a.png")) for s in ("1.0", "2.0"))
+    assert not np.array_equal(one, two)
