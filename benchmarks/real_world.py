@@ -61,9 +61,10 @@ def main() -> None:
     ap.add_argument("--gray-model", default="default")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parts", default="double,strength,high")
+    ap.add_argument("--limit", type=int, help="First N images only (a quick look, not the table).")
     args = ap.parse_args()
     parts = args.parts.split(",")
-    colour = [(p.stem, Image.open(p).convert("RGB")) for p in sorted((DATA / "LIVE1").glob("*.png"))]
+    colour = [(p.stem, Image.open(p).convert("RGB")) for p in sorted((DATA / "LIVE1").glob("*.png"))][: args.limit]
     kinds = {"colour": (colour, args.model), "gray": ([(n, im.convert("L")) for n, im in colour], args.gray_model)}
     opts = lambda model: dict(model=None if model == "default" else model, threads=args.threads)  # noqa: E731
 
