@@ -35,7 +35,8 @@ class JpegVariety:
     low_qf: tuple[int, int] = (1, 60)
     high_qf: tuple[int, int] = (61, 100)
     low_share: float = 0.7
-    subsamplings: dict = field(default_factory=lambda: {"4:2:0": 0.5, "4:4:4": 0.25, "4:2:2": 0.25})
+    subsamplings: dict = field(
+        default_factory=lambda: {"4:2:0": 0.45, "4:4:4": 0.2, "4:2:2": 0.2, "4:4:0": 0.075, "4:1:1": 0.075})
     families: dict = field(
         default_factory=lambda: {"ijg": 0.55, "ijg16": 0.05, "perturbed": 0.2, "flat": 0.1, "tilted": 0.1})
     double_share: float = 0.1
@@ -77,8 +78,23 @@ def make_tables(family: str, quality: int, rng) -> list[list[int]]:
     return [np.clip(np.rint(t), 1, 255).astype(int).ravel().tolist() for t in (luma, chroma)]
 
 
+PILLOW_SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+
+
 def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) -> Image.Image:
-    """JPEG-code ``patch`` with Pillow and return the decoded file (tables and sampling intact)."""
+    """JPEG-code ``patch`` and return the decoded file (tables and sampling intact).
+
+    Pillow codes everything it can; 4:4:0 and 4:1:1, which it cannot write, are coded by
+    libjpeg-turbo through simplejpeg, with IJG tables whatever the family (it takes no others).
+    """
+    if patch.ndim == 3 and subsampling not in PILLOW_SUBSAMPLINGS:
+        import simplejpeg
+
+        data = simplejpeg.encode_jpeg(np.ascontiguousarray(patch), quality=quality,
+                                      colorsubsampling=subsampling.replace(":", ""))
+        out = Image.open(io.BytesIO(data))
+        out.load()
+        return out
     img = Image.fromarray(patch)
     buf = io.BytesIO()
     kwargs = {"qtables": make_tables(family, quality, rng)} if family != "ijg" else {"quality": quality}

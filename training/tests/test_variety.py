@@ -27,6 +27,14 @@ def test_families_and_samplings_read_back(family, sub, sampling):
         assert facts.tables[0][0, 0] == ijg_tables(quality)[0][0, 0]  # same scaling below the clamp
 
 
+@pytest.mark.parametrize("sub, sampling", [("4:4:0", (1, 2)), ("4:1:1", (4, 1))])
+def test_subsamplings_pillow_cannot_write(sub, sampling):
+    im = encode(PATCH, 30, "perturbed", sub, np.random.default_rng(0))
+    facts = facts_from_image(im)
+    assert facts.sampling[0] == sampling and facts.subsampling == sub
+    np.testing.assert_array_equal(facts.tables[0], ijg_tables(30)[0])  # IJG tables: the only ones it takes
+
+
 def test_paper_setting():
     v = JpegVariety.paper()
     assert v.low_qf == (1, 60) and v.low_share == 1 and v.families == {"ijg": 1.0} and v.double_share == 0
