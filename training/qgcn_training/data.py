@@ -38,7 +38,8 @@ class JpegVariety:
     subsamplings: dict = field(
         default_factory=lambda: {"4:2:0": 0.45, "4:4:4": 0.2, "4:2:2": 0.2, "4:4:0": 0.075, "4:1:1": 0.075})
     families: dict = field(
-        default_factory=lambda: {"ijg": 0.55, "ijg16": 0.05, "perturbed": 0.2, "flat": 0.1, "tilted": 0.1})
+        default_factory=lambda: {"ijg": 0.5, "ijg16": 0.05, "perturbed": 0.2, "flat": 0.075, "tilted": 0.1,
+                                 "shared": 0.075})
     double_share: float = 0.1
     shifted_share: float = 0.5  # of double-compressed patches, those whose grid moves between saves
 
@@ -59,7 +60,9 @@ def make_tables(family: str, quality: int, rng) -> list[list[int]]:
     ``ijg`` the libjpeg tables; ``ijg16`` the same scaling without the baseline clamp at 255
     (16-bit tables at very low qualities); ``perturbed`` each entry scaled by a log-normal factor;
     ``flat`` one step everywhere (the luma table's mean); ``tilted`` a + b·(u + v) ramps, the
-    shape of camera and Photoshop tables that rise more slowly than IJG's.
+    shape of camera and Photoshop tables that rise more slowly than IJG's; ``shared`` one smooth
+    symmetric table for luma and chroma, as mozjpeg's default (ImageMagick-style) tables are,
+    scaled like IJG's.
     """
     luma, chroma = (t.astype(float) for t in ijg_tables(quality))
     if family == "ijg16":
@@ -70,6 +73,10 @@ def make_tables(family: str, quality: int, rng) -> list[list[int]]:
         luma, chroma = (t * np.exp(rng.normal(0, 0.25, t.shape)) for t in (luma, chroma))
     elif family == "flat":
         luma = chroma = np.full((8, 8), luma.mean())
+    elif family == "shared":
+        scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+        uv = np.add.outer(np.arange(8), np.arange(8))
+        luma = chroma = 16 * (1 + 0.06 * uv**1.6) * scale / 100
     elif family == "tilted":
         uv = np.add.outer(np.arange(8), np.arange(8))
         luma, chroma = (t.min() + (t.mean() - t.min()) * rng.uniform(0.3, 1.5) * uv / 7 for t in (luma, chroma))

@@ -7,7 +7,7 @@ from qgcn_training.data import JpegVariety, PatchSampler, encode, make_tables
 PATCH = np.random.default_rng(0).integers(0, 256, (72, 72, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("family", ["ijg", "ijg16", "perturbed", "flat", "tilted"])
+@pytest.mark.parametrize("family", ["ijg", "ijg16", "perturbed", "flat", "tilted", "shared"])
 @pytest.mark.parametrize("sub, sampling", [("4:4:4", (1, 1)), ("4:2:2", (2, 1)), ("4:2:0", (2, 2))])
 def test_families_and_samplings_read_back(family, sub, sampling):
     quality = 8
@@ -20,6 +20,8 @@ def test_families_and_samplings_read_back(family, sub, sampling):
     assert facts.sampling[0] == sampling
     if family == "flat":
         assert len(set(expected[0])) == 1
+    if family == "shared":
+        assert expected[0] == expected[1] and np.array_equal(facts.tables[0], facts.tables[0].T)
     if family == "ijg":
         assert expected[0] == ijg_tables(quality)[0].ravel().tolist()
     if family == "ijg16":
