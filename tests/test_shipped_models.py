@@ -6,16 +6,9 @@ from PIL import Image
 
 from imaging import data_image, jpeg, psnr
 from napari_jpeg_restore import restore
-from napari_jpeg_restore.weights import DEFAULTS, load_model, shipped_models
+from napari_jpeg_restore.weights import load_model, shipped_models
 
 SHIPPED = shipped_models()
-
-
-def test_defaults_are_shipped_or_refused():
-    for kind, name in DEFAULTS.items():
-        if name not in SHIPPED:
-            with pytest.raises(Exception, match="no trained"):
-                load_model(None, colour=kind == "colour")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
