@@ -1,6 +1,4 @@
 import hashlib
-import io
-import warnings
 
 import numpy as np
 import pytest

@@ -1,8 +1,6 @@
 """Guards on the models shipped inside the package: checksums, their recorded gains, tiling."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from imaging import data_image, jpeg, psnr
 from napari_jpeg_restore import restore
