@@ -15,7 +15,7 @@ reproduces the well-determined entries; otherwise the raw per-frequency estimate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -175,22 +175,21 @@ def estimate(pixels: np.ndarray, subsampling: str | None = None, source: str = "
             steps[0] = 0
         raws.append(steps.reshape(8, 8))
         bounds.append(bound.reshape(8, 8))
+    colour = len(planes) == 3
     quality = _snap(raws[0], bounds[0])
     if quality is not None:
-        tables = ijg_tables(quality)[: len(planes) if len(planes) == 1 else 2]
-        tables = list(tables) + ([tables[1]] if len(planes) == 3 else [])
+        luma, chroma = ijg_tables(quality)
     else:
         nearest = ijg_tables(_nearest_quality(raws[0]))
-        tables = [_fill(raws[0], bounds[0], nearest[0])]
-        tables += [_fill((raws[1] + raws[2]) / 2 * ((raws[1] > 0) & (raws[2] > 0)),
-                         np.maximum(bounds[1], bounds[2]), nearest[1])] * 2 if len(planes) == 3 else []
-    if tables[0].max() <= 1:
+        luma = _fill(raws[0], bounds[0], nearest[0])
+        chroma = _fill((raws[1] + raws[2]) / 2 * ((raws[1] > 0) & (raws[2] > 0)),
+                       np.maximum(bounds[1], bounds[2]), nearest[1]) if colour else None
+    if luma.max() <= 1:
         return BlindEstimate(None, tuple(raws), offset, None)
-    raw_maps = (raws[0],) if len(raws) == 1 else (raws[0], (raws[1] + raws[2]) / 2)
-    chroma = tables[1] if len(tables) == 3 else None
-    facts = facts_from_tables(tables[0], chroma, subsampling or "4:2:0", colour=len(planes) == 3,
+    raw_maps = (raws[0], (raws[1] + raws[2]) / 2) if colour else (raws[0],)
+    facts = facts_from_tables(luma, chroma if colour else None, subsampling or "4:2:0", colour=colour,
                               source=source)
-    facts = JpegFacts(facts.tables, facts.sampling, (), source, offset)
+    facts = replace(facts, grid_offset=offset)
     return BlindEstimate(facts, raw_maps, offset, quality)
 
 
