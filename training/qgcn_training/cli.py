@@ -37,6 +37,7 @@ def main():
 @click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
 @click.option("--double-share", type=float, help="Share of double-compressed patches.")
+@click.option("--high-share", type=float, help="Share of patches coded at QF 61..100 (default 0.3).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps (default: the best available).")
 @click.option("--threads", type=int, help="Torch CPU threads.")
@@ -45,13 +46,15 @@ def main():
 @click.option("--checkpoint-minutes", default=5.0, show_default=True)
 @click.option("--init-from", help="Warm start from shipped weights (a name or an exported folder).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-def train(resume, paper, double_share, **opts):
+def train(resume, paper, double_share, high_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
     from .train import TrainSettings, train as run
 
     variety = asdict(JpegVariety.paper() if paper else JpegVariety())
     if double_share is not None:
         variety["double_share"] = double_share
+    if high_share is not None:
+        variety["low_share"] = 1.0 - high_share
     opts["data"] = list(opts["data"])
     click.echo(run(TrainSettings(**opts, variety=variety), resume=resume))
 

@@ -134,3 +134,9 @@ def test_init_from_exported_weights(pool_dir, tmp_path):
     assert warm["step"] == 0
     for k, v in exported.items():
         assert torch.equal(warm["model"][k], v), k
+
+
+def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
+    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "0", "--high-share", "0.6"])
+    variety = _weights(tmp_path)["settings"]["variety"]
+    assert variety["low_share"] == pytest.approx(0.4) and tuple(variety["high_qf"]) == (61, 100)

@@ -1,0 +1,60 @@
+"""Held-out validation gain vs CPU-hours from training logs (the preset race and shipped runs).
+
+    python benchmarks/training_curves.py runs/race/tiny runs/race/small ... --plot docs/preset_race.png
+
+Each argument is a run folder with ``log.csv`` (written by ``qgcn-train train``); the label is
+the folder name. The gain is validation PSNR minus the JPEG inputs' PSNR (same crops, QF 10, 30,
+50, 90). CPU-hours = wall-clock seconds × ``--threads`` (the runs' torch threads) / 3600.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import click
+
+
+def curve(run: Path, threads: int) -> tuple[list[float], list[float]]:
+    """(CPU-hours, validation gains in dB) of one run folder."""
+    hours, gains = [], []
+    with open(run / "log.csv") as f:
+        for row in csv.DictReader(f):
+            hours.append(float(row["elapsed_s"]) * threads / 3600)
+            gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
+    return hours, gains
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--threads", default=1, show_default=True, help="Torch threads the runs used.")
+@click.option("--title", default="Held-out validation gain vs CPU time")
+def main(runs, plot_path, threads, title):
+    click.echo("| run | CPU-hours | validations | gain at end (dB) | best gain (dB) |")
+    click.echo("| --- | --- | --- | --- | --- |")
+    curves = {}
+    for run in runs:
+        hours, gains = curves.setdefault(run.name, curve(run, threads))
+        if gains:
+            click.echo(f"| {run.name} | {hours[-1]:.2f} | {len(gains)} | {gains[-1]:+.3f} | {max(gains):+.3f} |")
+    if plot_path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+        for name, (hours, gains) in curves.items():
+            ax.plot(hours, gains, marker=".", label=name)
+        ax.set_xlabel("CPU-hours")
+        ax.set_ylabel("validation gain over JPEG (dB)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(plot_path)
+
+
+if __name__ == "__main__":
+    main()
