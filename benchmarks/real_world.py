@@ -1,7 +1,7 @@
 """Measurements of a model on real-world cases, through restore() (not a test).
 
     python benchmarks/real_world.py [--model default] [--gray-model default] [--threads 2]
-        [--parts double,strength,high]
+        [--parts double,strength,high] [--kinds colour,gray]
 
 - double: LIVE1 saved twice, QF pairs (10,30), (30,10), (10,50), (30,50) (FBCNN's double-JPEG
   table), aligned and with the grid shifted by (4, 4) between the saves (the first JPEG cropped by 4
@@ -61,11 +61,13 @@ def main() -> None:
     ap.add_argument("--gray-model", default="default")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parts", default="double,strength,high")
+    ap.add_argument("--kinds", default="colour,gray")
     ap.add_argument("--limit", type=int, help="First N images only (a quick look, not the table).")
     args = ap.parse_args()
     parts = args.parts.split(",")
     colour = [(p.stem, Image.open(p).convert("RGB")) for p in sorted((DATA / "LIVE1").glob("*.png"))][: args.limit]
     kinds = {"colour": (colour, args.model), "gray": ([(n, im.convert("L")) for n, im in colour], args.gray_model)}
+    kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
     opts = lambda model: dict(model=None if model == "default" else model, threads=args.threads)  # noqa: E731
 
     if "double" in parts:

@@ -15,14 +15,15 @@ from pathlib import Path
 import click
 
 
-def curve(run: Path, threads: int) -> tuple[list[float], list[float]]:
-    """(CPU-hours, validation gains in dB) of one run folder."""
-    hours, gains = [], []
+def curve(run: Path, threads: int) -> tuple[list[float], list[float], list[int]]:
+    """(CPU-hours, validation gains in dB, steps) of one run folder."""
+    hours, gains, steps = [], [], []
     with open(run / "log.csv") as f:
         for row in csv.DictReader(f):
             hours.append(float(row["elapsed_s"]) * threads / 3600)
             gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
-    return hours, gains
+            steps.append(int(row["step"]))
+    return hours, gains, steps
 
 
 @click.command()
@@ -31,13 +32,13 @@ def curve(run: Path, threads: int) -> tuple[list[float], list[float]]:
 @click.option("--threads", default=1, show_default=True, help="Torch threads the runs used.")
 @click.option("--title", default="Held-out validation gain vs CPU time")
 def main(runs, plot_path, threads, title):
-    click.echo("| run | CPU-hours | validations | gain at end (dB) | best gain (dB) |")
+    click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")
     click.echo("| --- | --- | --- | --- | --- |")
     curves = {}
     for run in runs:
-        hours, gains = curves.setdefault(run.name, curve(run, threads))
+        hours, gains, steps = curves.setdefault(run.name, curve(run, threads))
         if gains:
-            click.echo(f"| {run.name} | {hours[-1]:.2f} | {len(gains)} | {gains[-1]:+.3f} | {max(gains):+.3f} |")
+            click.echo(f"| {run.name} | {hours[-1]:.2f} | {steps[-1]} | {gains[-1]:+.3f} | {max(gains):+.3f} |")
     if plot_path:
         import matplotlib
 
@@ -45,7 +46,7 @@ def main(runs, plot_path, threads, title):
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-        for name, (hours, gains) in curves.items():
+        for name, (hours, gains, _) in curves.items():
             ax.plot(hours, gains, marker=".", label=name)
         ax.set_xlabel("CPU-hours")
         ax.set_ylabel("validation gain over JPEG (dB)")

@@ -105,8 +105,10 @@ def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) 
     img = Image.fromarray(patch)
     buf = io.BytesIO()
     kwargs = {"qtables": make_tables(family, quality, rng)} if family != "ijg" else {"quality": quality}
-    if img.mode == "L" and "qtables" in kwargs:
-        kwargs["qtables"] = kwargs["qtables"][:1]
+    if img.mode == "L":  # one component: no chroma to subsample, one table
+        subsampling = "4:4:4"
+        if "qtables" in kwargs:
+            kwargs["qtables"] = kwargs["qtables"][:1]
     img.save(buf, "JPEG", subsampling=subsampling, **kwargs)
     out = Image.open(buf)
     out.load()

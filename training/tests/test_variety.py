@@ -64,3 +64,11 @@ def test_batches_are_a_function_of_step():
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert a[1].shape == (3, 5, 112, 112) and a[0].shape == (3, 5, 32, 32)
     assert not np.array_equal(a[0], sampler.batch(8, 3)[0])
+
+
+@pytest.mark.parametrize("sub", ["4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"])
+@pytest.mark.parametrize("family", ["ijg", "perturbed"])
+def test_gray_patches_take_any_drawn_subsampling(sub, family):
+    im = encode(PATCH[..., 0].copy(), 30, family, sub, np.random.default_rng(0))
+    facts = facts_from_image(im)
+    assert im.mode == "L" and len(facts.tables) == 1 and facts.sampling == ((1, 1),)
