@@ -4,7 +4,9 @@
 
 Each argument is a run folder with ``log.csv`` (written by ``qgcn-train train``); the label is
 the folder name. The gain is validation PSNR minus the JPEG inputs' PSNR (same crops, QF 10, 30,
-50, 90). CPU-hours = wall-clock seconds × ``--threads`` (the runs' torch threads) / 3600.
+50, 90). CPU-hours: the process CPU time the log records (``cpu_s``); logs written before that
+column existed give wall-clock seconds × ``--threads`` instead, which counts time lost to other
+processes as training time.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ def curve(run: Path, threads: int) -> tuple[list[float], list[float], list[int]]
     hours, gains, steps = [], [], []
     with open(run / "log.csv") as f:
         for row in csv.DictReader(f):
-            hours.append(float(row["elapsed_s"]) * threads / 3600)
+            cpu = row.get("cpu_s")
+            hours.append((float(cpu) if cpu else float(row["elapsed_s"]) * threads) / 3600)
             gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
             steps.append(int(row["step"]))
     return hours, gains, steps
@@ -29,7 +32,7 @@ def curve(run: Path, threads: int) -> tuple[list[float], list[float], list[int]]
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--threads", default=1, show_default=True, help="Torch threads the runs used.")
+@click.option("--threads", default=1, show_default=True, help="Torch threads of runs whose log has no cpu_s.")
 @click.option("--title", default="Held-out validation gain vs CPU time")
 def main(runs, plot_path, threads, title):
     click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")

@@ -150,14 +150,14 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=s.lr_step, gamma=s.lr_gamma)
-    step, elapsed = 0, 0.0
+    step, elapsed, cpu = 0, 0.0, 0.0
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
-        step, elapsed = ck["step"], ck["elapsed"]
+        step, elapsed, cpu = ck["step"], ck["elapsed"], ck.get("cpu_seconds", 0.0)
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     pool = load_pool([s.data[0]], s.gray)
@@ -168,7 +168,7 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
     validator = Validator([p for p, _ in held], sampler.with_global) if held and rank == 0 else None
     log_path = out / "log.csv"
     if rank == 0 and not (resume and log_path.exists()):
-        log_path.write_text("step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share\n")
+        log_path.write_text("step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_s\n")
 
     stop = {"now": False}
     old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -177,10 +177,12 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
         if rank == 0:
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                          "elapsed": elapsed, "settings": asdict(s), "config": cfg.to_dict(),
+                          "elapsed": elapsed, "cpu_seconds": cpu, "settings": asdict(s), "config": cfg.to_dict(),
                           "world_size": world, "ranks_identical": ranks_identical}, ckpt_path)
 
     start, last_ckpt, wait, busy, losses = time.time() - elapsed, time.time(), 0.0, 0.0, []
+    # CPU time of this process (all its threads): what "equal CPU time" compares, whatever else runs
+    cpu_start = time.process_time() - cpu
     bar = tqdm(total=s.steps, initial=step, disable=rank != 0, dynamic_ncols=True, desc="train")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     model.train()
@@ -206,14 +208,15 @@ def train(s: TrainSettings, resume: bool = False) -> Path:
         step += 1
         wait, busy = wait + (t1 - t0), busy + (time.time() - t1)
         losses.append(loss.item())
-        elapsed = time.time() - start
+        elapsed, cpu = time.time() - start, time.process_time() - cpu_start
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{1 / max(time.time() - t0, 1e-9):.2f}")
         if step % s.val_every == 0 and rank == 0:
             val, base = validator(model, device) if validator else (float("nan"), float("nan"))
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow([step, f"{np.mean(losses):.5f}", f"{sched.get_last_lr()[0]:.3g}",
-                                        f"{val:.3f}", f"{base:.3f}", f"{elapsed:.0f}", f"{wait / (wait + busy):.3f}"])
+                                        f"{val:.3f}", f"{base:.3f}", f"{elapsed:.0f}", f"{wait / (wait + busy):.3f}",
+                                        f"{cpu:.1f}"])
             losses = []
         if time.time() - last_ckpt >= s.checkpoint_minutes * 60:
             save()
@@ -237,7 +240,9 @@ def record_for(ck: dict) -> dict:
     s = ck["settings"]
     return {
         "preset": s["preset"], "variant": s["variant"], "gray": s["gray"], "steps": ck["step"],
-        "train_seconds": round(ck["elapsed"]), "batch": s["batch"], "patch": s["patch"], "lr": s["lr"],
+        "train_seconds": round(ck["elapsed"]),
+        "train_cpu_seconds": round(ck["cpu_seconds"]) if "cpu_seconds" in ck else None,
+        "batch": s["batch"], "patch": s["patch"], "lr": s["lr"],
         "lr_step": s["lr_step"], "clip_grad": s.get("clip_grad"), "init": s["init"], "skip_global": s.get("skip_global", False), "init_from": s["init_from"], "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),

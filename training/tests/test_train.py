@@ -140,3 +140,13 @@ def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "0", "--high-share", "0.6"])
     variety = _weights(tmp_path)["settings"]["variety"]
     assert variety["low_share"] == pytest.approx(0.4) and tuple(variety["high_qf"]) == (61, 100)
+
+
+def test_log_and_record_carry_process_cpu_time(pool_dir, tmp_path):
+    import csv
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "2", "--val-every", "1"])
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert 0 < float(rows[0]["cpu_s"]) <= float(rows[1]["cpu_s"])
+    assert _weights(tmp_path)["cpu_seconds"] > 0
