@@ -4,9 +4,9 @@
 
 Each argument is a run folder with ``log.csv`` (written by ``qgcn-train train``); the label is
 the folder name. The gain is validation PSNR minus the JPEG inputs' PSNR (same crops, QF 10, 30,
-50, 90). CPU-hours: the process CPU time the log records (``cpu_s``); logs written before that
-column existed give wall-clock seconds × ``--threads`` instead, which counts time lost to other
-processes as training time.
+50, 90). CPU-hours: ``--step-seconds NAME=S`` gives steps × S (S = the run's uncontended s/step
+from benchmarks/train_speed.sh), else the process CPU time the log records (``cpu_s``), else
+wall-clock seconds × ``--threads`` (which counts time lost to other processes as training).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pathlib import Path
 import click
 
 
-def curve(run: Path, threads: int) -> tuple[list[float], list[float], list[int]]:
+def curve(run: Path, threads: int, step_seconds: float | None) -> tuple[list[float], list[float], list[int]]:
     """(CPU-hours, validation gains in dB, steps) of one run folder."""
     hours, gains, steps = [], [], []
     with open(run / "log.csv") as f:
         for row in csv.DictReader(f):
             cpu = row.get("cpu_s")
+            if step_seconds:
+                cpu = int(row["step"]) * step_seconds
             hours.append((float(cpu) if cpu else float(row["elapsed_s"]) * threads) / 3600)
             gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
             steps.append(int(row["step"]))
@@ -33,13 +35,15 @@ def curve(run: Path, threads: int) -> tuple[list[float], list[float], list[int]]
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--threads", default=1, show_default=True, help="Torch threads of runs whose log has no cpu_s.")
+@click.option("--step-seconds", multiple=True, help="NAME=S: count run NAME's CPU time as steps × S seconds.")
 @click.option("--title", default="Held-out validation gain vs CPU time")
-def main(runs, plot_path, threads, title):
+def main(runs, plot_path, threads, step_seconds, title):
     click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")
     click.echo("| --- | --- | --- | --- | --- |")
+    per_step = {name: float(v) for name, v in (item.split("=") for item in step_seconds)}
     curves = {}
     for run in runs:
-        hours, gains, steps = curves.setdefault(run.name, curve(run, threads))
+        hours, gains, steps = curves.setdefault(run.name, curve(run, threads, per_step.get(run.name)))
         if gains:
             click.echo(f"| {run.name} | {hours[-1]:.2f} | {steps[-1]} | {gains[-1]:+.3f} | {max(gains):+.3f} |")
     if plot_path:
