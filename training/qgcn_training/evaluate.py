@@ -108,8 +108,24 @@ def inputs_hash(images) -> str:
     return h.hexdigest()[:16]
 
 
+def gains_summary(rows: list[Row]) -> str:
+    """One line per set: PSNR gain over JPEG per QF, ours and (the paper's QGCN)."""
+    qfs = sorted({r.qf for r in rows})
+    lines = ["| PSNR gain over JPEG: ours (paper QGCN) | " + " | ".join(f"QF {q}" for q in qfs) + " |",
+             "| --- |" + " --- |" * len(qfs)]
+    for name in dict.fromkeys(r.set for r in rows):
+        cells = []
+        for q in qfs:
+            r = next((r for r in rows if r.set == name and r.qf == q), None)
+            paper_j, paper_q = PAPER.get((name, "jpeg"), {}).get(q), PAPER.get((name, "qgcn"), {}).get(q)
+            paper = f" ({paper_q[0] - paper_j[0]:+.2f})" if paper_j else ""
+            cells.append(f"{r.ours[0] - r.jpeg[0]:+.2f}{paper}" if r else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[Row], hashes: dict) -> str:
-    lines = ["| set | QF | n | metric | JPEG | ours | gain | worst-image gain | paper JPEG | paper QGCN | paper gain |",
+    lines = [gains_summary(rows), "| set | QF | n | metric | JPEG | ours | gain | worst-image gain | paper JPEG | paper QGCN | paper gain |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         paper_j, paper_q = PAPER.get((r.set, "jpeg"), {}).get(r.qf), PAPER.get((r.set, "qgcn"), {}).get(r.qf)
