@@ -22,10 +22,13 @@ def curve(run: Path, threads: int, step_seconds: float | None) -> tuple[list[flo
     hours, gains, steps = [], [], []
     with open(run / "log.csv") as f:
         for row in csv.DictReader(f):
-            cpu = row.get("cpu_s")
             if step_seconds:
-                cpu = int(row["step"]) * step_seconds
-            hours.append((float(cpu) if cpu else float(row["elapsed_s"]) * threads) / 3600)
+                seconds = int(row["step"]) * step_seconds
+            elif row.get("cpu_s"):
+                seconds = float(row["cpu_s"])
+            else:
+                seconds = float(row["elapsed_s"]) * threads
+            hours.append(seconds / 3600)
             gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
             steps.append(int(row["step"]))
     return hours, gains, steps

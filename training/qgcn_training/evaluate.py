@@ -113,10 +113,11 @@ def gains_summary(rows: list[Row]) -> str:
     qfs = sorted({r.qf for r in rows})
     lines = ["| PSNR gain over JPEG: ours (paper QGCN) | " + " | ".join(f"QF {q}" for q in qfs) + " |",
              "| --- |" + " --- |" * len(qfs)]
+    by_key = {(r.set, r.qf): r for r in rows}
     for name in dict.fromkeys(r.set for r in rows):
         cells = []
         for q in qfs:
-            r = next((r for r in rows if r.set == name and r.qf == q), None)
+            r = by_key.get((name, q))
             paper_j, paper_q = PAPER.get((name, "jpeg"), {}).get(q), PAPER.get((name, "qgcn"), {}).get(q)
             paper = f" ({paper_q[0] - paper_j[0]:+.2f})" if paper_j else ""
             cells.append(f"{r.ours[0] - r.jpeg[0]:+.2f}{paper}" if r else "")
