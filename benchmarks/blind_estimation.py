@@ -12,22 +12,19 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from napari_jpeg_restore.blind import estimate
-from napari_jpeg_restore.jpeg import ijg_tables
+from napari_jpeg_restore.jpeg import encode_jpeg, ijg_tables
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def coded(img: Image.Image, **save) -> np.ndarray:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", **save)
-    return np.asarray(Image.open(buf))
+    return np.asarray(encode_jpeg(img, **save))
 
 
 def custom_tables(rng) -> list[np.ndarray]:

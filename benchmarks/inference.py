@@ -34,7 +34,7 @@ def photo(megapixels: float) -> np.ndarray:
         scale = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
         big = im.convert("RGB").resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
-    big.save(buf, "JPEG", quality=20)
+    big.save(buf, "JPEG", quality=20)  # bytes: the memory child decodes them itself
     return buf.getvalue()
 
 
@@ -45,12 +45,13 @@ def measure_memory(preset: str, path: str, threads: int) -> None:
     from napari_jpeg_restore.engine import Engine
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.model import build_model, preset as make
+    from napari_jpeg_restore.options import RestoreOptions
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     im = Image.open(path)
     pixels, facts = np.asarray(im), facts_from_image(im)
     t = time.perf_counter()
-    Engine(build_model(make(preset)), threads=threads).run(pixels, facts)
+    Engine(build_model(make(preset)), RestoreOptions(threads=threads)).run(pixels, facts)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{preset}, {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP), default tile: peak RSS "
           f"{peak:.0f} MiB (after imports, before decoding: {base:.0f} MiB), {time.perf_counter() - t:.0f} s, "
@@ -75,6 +76,7 @@ def main() -> None:
     from napari_jpeg_restore.engine import Engine
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.model import build_model, model_cost, preset
+    from napari_jpeg_restore.options import RestoreOptions
 
     im = Image.open(io.BytesIO(photo(1.0)))
     pixels, facts = np.asarray(im), facts_from_image(im)
@@ -85,7 +87,7 @@ def main() -> None:
     for name in args.presets.split(","):
         cfg = preset(name)
         cost = model_cost(cfg)
-        engine = Engine(build_model(cfg), threads=args.threads)
+        engine = Engine(build_model(cfg), RestoreOptions(threads=args.threads))
         engine.run(pixels[:64, :64], facts)  # warm-up
         t = time.perf_counter()
         engine.run(pixels, facts)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import warnings
 from pathlib import Path
 
@@ -23,20 +22,14 @@ import numpy as np
 from PIL import Image
 
 from napari_jpeg_restore import restore
+from napari_jpeg_restore.jpeg import encode_jpeg
+from qgcn_training.metrics import psnr
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-
-
 def coded(img: Image.Image, quality: int) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    return Image.open(buf)
+    return encode_jpeg(img, quality=quality)
 
 
 def gains(pairs, **options):

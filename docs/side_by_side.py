@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 from napari_jpeg_restore import restore, sample_jpeg
-from napari_jpeg_restore.filter import SAMPLE
+from napari_jpeg_restore.sample_image import SAMPLE
+from qgcn_training.metrics import psnr
 
 BOX = (150, 40, 310, 200)  # the cat's eye and fur: texture, edges and smooth shading
 
@@ -34,9 +34,6 @@ def main() -> None:
         sheet.paste(panel, (i * (w + 10), 24))
         draw.text((i * (w + 10) + 4, 6), label, fill="black")
     sheet.save(args.out)
-
-    def psnr(a, b):
-        return 10 * np.log10(255**2 / np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2))
 
     print(f"whole image: JPEG {psnr(coded, original):.2f} dB, restored {psnr(restored, original):.2f} dB")
 

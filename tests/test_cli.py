@@ -16,6 +16,7 @@ from PIL import Image
 
 from imaging import data_image
 from napari_jpeg_restore.cli import FileFailed, main, restore_file
+from napari_jpeg_restore.options import RestoreOptions
 
 PHOTO = data_image("LIVE1/parrots.png").crop((0, 0, 96, 64))
 
@@ -178,7 +179,8 @@ def test_mutated_jpegs_give_clean_errors_or_valid_outputs(tmp_path_factory, rand
     src, dst = folder / "f.jpg", folder / "f.png"
     src.write_bytes(bytes(mutated))
     try:
-        restore_file(src, dst, "png", models=(random_weights["colour"], random_weights["gray"]))
+        restore_file(src, dst, "png", RestoreOptions(model=str(random_weights["colour"])),
+                     RestoreOptions(model=str(random_weights["gray"])))
     except FileFailed as exc:
         message = str(exc)
         assert message.startswith(f"{src}:") and "\n" not in message

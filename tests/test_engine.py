@@ -6,6 +6,7 @@ from imaging import jpeg, psnr
 from napari_jpeg_restore import RestoreCancelled
 from napari_jpeg_restore.engine import Engine, pick_device
 from napari_jpeg_restore.jpeg import facts_from_image
+from napari_jpeg_restore.options import RestoreOptions
 from napari_jpeg_restore.weights import load_model
 
 
@@ -23,7 +24,7 @@ def q20(textured):
 def test_tiled_equals_untiled_with_the_default_tile(colour_model, q20):
     pixels, facts = q20
     assert max(pixels.shape) > 512  # tile edges fall inside the image
-    whole = Engine(colour_model, tile=0).run(pixels, facts)
+    whole = Engine(colour_model, RestoreOptions(tile=0)).run(pixels, facts)
     tiled = Engine(colour_model).run(pixels, facts)
     assert psnr(whole, pixels) < 35  # the weights really change the image
     assert psnr(tiled, whole) >= 50
@@ -31,8 +32,8 @@ def test_tiled_equals_untiled_with_the_default_tile(colour_model, q20):
 
 def test_small_tiles_still_agree(colour_model, q20):
     pixels, facts = q20
-    whole = Engine(colour_model, tile=0).run(pixels, facts)
-    assert psnr(Engine(colour_model, tile=160, overlap=32).run(pixels, facts), whole) >= 50
+    whole = Engine(colour_model, RestoreOptions(tile=0)).run(pixels, facts)
+    assert psnr(Engine(colour_model, RestoreOptions(tile=160, overlap=32)).run(pixels, facts), whole) >= 50
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 13, 3), (33, 17, 3)])
@@ -46,18 +47,18 @@ def test_odd_sizes(colour_model, shape):
 def test_progress_and_cancel(colour_model, q20):
     pixels, facts = q20
     calls = []
-    Engine(colour_model, tile=256).run(pixels, facts, progress=lambda d, t: calls.append((d, t)))
+    Engine(colour_model, RestoreOptions(tile=256)).run(pixels, facts, progress=lambda d, t: calls.append((d, t)))
     total = calls[-1][1]
     assert total > 1 and calls[0] == (0, total) and calls[-1] == (total, total)
     seen = []
     with pytest.raises(RestoreCancelled, match="cancelled after 2 of"):
-        Engine(colour_model, tile=256).run(pixels, facts, progress=lambda d, t: seen.append(d),
+        Engine(colour_model, RestoreOptions(tile=256)).run(pixels, facts, progress=lambda d, t: seen.append(d),
                                             cancel=lambda: len(seen) > 2)
 
 
 def test_threads_option_is_restored(colour_model, q20):
     before = torch.get_num_threads()
-    Engine(colour_model, threads=1, tile=0).run(*q20)
+    Engine(colour_model, RestoreOptions(threads=1, tile=0)).run(*q20)
     assert torch.get_num_threads() == before
 
 
@@ -80,7 +81,7 @@ def test_mismatched_model_and_image(colour_model):
 
 def test_bad_tile_settings(colour_model):
     with pytest.raises(ValueError, match="twice the overlap"):
-        Engine(colour_model, tile=64, overlap=32)
+        Engine(colour_model, RestoreOptions(tile=64, overlap=32))
 
 
 @pytest.mark.parametrize("code", ["444", "422", "420", "440", "411"])
@@ -96,13 +97,13 @@ def test_every_subsampling_restores_at_odd_sizes(colour_model, code):
     im = Image.open(io.BytesIO(simplejpeg.encode_jpeg(photo, quality=20, colorsubsampling=code)))
     facts = facts_from_image(im)
     pixels = np.asarray(im)
-    whole = Engine(colour_model, tile=0).run(pixels, facts)
+    whole = Engine(colour_model, RestoreOptions(tile=0)).run(pixels, facts)
     assert whole.shape == pixels.shape and psnr(whole, pixels) < 45
     # maps follow the component grid even when tiles start off the 32-pixel 4:1:1 MCU
     big = np.asarray(data_image("LIVE1/parrots.png"))[:200, :300].copy()
     im = Image.open(io.BytesIO(simplejpeg.encode_jpeg(big, quality=20, colorsubsampling=code)))
     args = np.asarray(im), facts_from_image(im)
-    assert psnr(Engine(colour_model, tile=128, overlap=32).run(*args), Engine(colour_model, tile=0).run(*args)) >= 50
+    assert psnr(Engine(colour_model, RestoreOptions(tile=128, overlap=32)).run(*args), Engine(colour_model, RestoreOptions(tile=0)).run(*args)) >= 50
 
 
 @pytest.mark.parametrize("save", [{"qtables": [[300] * 64, [700] * 64]}, {"qtables": [list(range(1, 65)), [9] * 64]}])
@@ -114,12 +115,11 @@ def test_sixteen_bit_and_custom_tables(colour_model, textured, save):
 
 def test_strength_scales_the_maps_not_the_output(colour_model, q20):
     pixels, facts = q20
-    engine = Engine(colour_model, tile=0)
-    base = engine.run(pixels, facts)
-    assert np.array_equal(engine.run(pixels, facts, strength=1.0), base)
-    stronger = engine.run(pixels, facts, strength=2.0)
+    base = Engine(colour_model, RestoreOptions(tile=0)).run(pixels, facts)
+    assert np.array_equal(Engine(colour_model, RestoreOptions(tile=0, strength=1.0)).run(pixels, facts), base)
+    stronger = Engine(colour_model, RestoreOptions(tile=0, strength=2.0)).run(pixels, facts)
     assert not np.array_equal(stronger, base)
-    assert np.array_equal(stronger, engine.run(pixels, facts.scaled(2.0)))
+    assert np.array_equal(stronger, Engine(colour_model, RestoreOptions(tile=0)).run(pixels, facts.scaled(2.0)))
     assert facts.scaled(0.01).tables[0].min() == 1.0
     with pytest.raises(ValueError, match="strength must be positive"):
         facts.scaled(0)

@@ -10,14 +10,16 @@ from napari_jpeg_restore._reader import napari_get_reader
 from napari_jpeg_restore._sample_data import jpeg_q10_sample
 from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
 from napari_jpeg_restore.layer_data import LayerError, restore_layer_data
+from napari_jpeg_restore.engine import drive
+from napari_jpeg_restore.options import RestoreOptions
 
 
 def run(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as done:
-        return done.value
+    return drive(gen)
+
+
+def opts(model, **changes):
+    return RestoreOptions(model=str(model), **changes)
 
 
 @pytest.fixture
@@ -45,8 +47,8 @@ def test_reader_shows_exif_rotated_files_upright_and_restores_on_the_stored_grid
     data_image("LIVE1/parrots.png").crop((0, 0, 120, 72)).save(path, quality=15, exif=exif)
     ((data, kwargs, _),) = napari_get_reader(str(path))(str(path))
     assert data.shape == (120, 72, 3) and np.array_equal(data, np.asarray(ImageOps.exif_transpose(Image.open(path))))
-    out = run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], model=random_weights["colour"]))
-    expected = np.asarray(restore(Image.open(path), model=random_weights["colour"]))  # stored orientation
+    out = run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], options=opts(random_weights["colour"])))
+    expected = np.asarray(restore(Image.open(path), options=opts(random_weights["colour"])))  # stored orientation
     assert np.array_equal(out, np.rot90(expected, -1))
 
 
@@ -58,25 +60,25 @@ def test_sample_is_a_quality_10_jpeg():
 
 def test_layer_equals_restore_for_each_table_source(jpg, random_weights):
     model = random_weights["colour"]
-    expected = np.asarray(restore(Image.open(jpg), model=model))
+    expected = np.asarray(restore(Image.open(jpg), options=opts(model)))
     data = np.asarray(Image.open(jpg))
     ((_, kwargs, _),) = napari_get_reader(str(jpg))(str(jpg))
-    assert np.array_equal(run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], model=model)), expected)
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], options=opts(model))), expected)
     # a layer from another reader: the file is read again through layer.source.path
-    assert np.array_equal(run(restore_layer_data(data, rgb=True, source_path=str(jpg), model=model)), expected)
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, source_path=str(jpg), options=opts(model))), expected)
     # typed quality 20 = Pillow's tables
-    assert np.array_equal(run(restore_layer_data(data, rgb=True, quality=20, model=model)), expected)
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, quality=20, options=opts(model))), expected)
     # no tables anywhere: estimated, as restore() does on a non-JPEG image
     with pytest.warns(UserWarning):
-        blind = np.asarray(restore(Image.fromarray(data), model=model))
-    assert np.array_equal(run(restore_layer_data(data, rgb=True, model=model)), blind)
+        blind = np.asarray(restore(Image.fromarray(data), options=opts(model)))
+    assert np.array_equal(run(restore_layer_data(data, rgb=True, options=opts(model))), blind)
 
 
 def test_stacks_frame_by_frame_and_progress(jpg, random_weights):
     frame = np.asarray(Image.open(jpg))
     stack = np.stack([frame, frame[::-1].copy()])
     facts = facts_from_image(Image.open(jpg))
-    gen = restore_layer_data(stack, rgb=True, quality=20, model=random_weights["colour"], tile=128)
+    gen = restore_layer_data(stack, rgb=True, quality=20, options=opts(random_weights["colour"], tile=128))
     seen = []
     try:
         while True:
@@ -86,19 +88,19 @@ def test_stacks_frame_by_frame_and_progress(jpg, random_weights):
     assert out.shape == stack.shape
     total = seen[-1][1]
     assert [d for d, _ in seen] == list(range(total + 1))
-    assert np.array_equal(out[0], np.asarray(restore(Image.open(jpg), quantization=facts, model=random_weights["colour"], tile=128)))
+    assert np.array_equal(out[0], np.asarray(restore(Image.open(jpg), quantization=facts, options=opts(random_weights["colour"], tile=128))))
 
 
 def test_gray_stack_and_bad_layers(random_weights):
     gray = np.asarray(Image.open(_gray_jpeg()))
-    out = run(restore_layer_data(np.stack([gray] * 2), rgb=False, quality=30, model=random_weights["gray"]))
+    out = run(restore_layer_data(np.stack([gray] * 2), rgb=False, quality=30, options=opts(random_weights["gray"])))
     assert out.shape == (2, *gray.shape)
     with pytest.raises(LayerError, match="float32 data; only 8-bit"):
         run(restore_layer_data(gray.astype(np.float32), rgb=False))
 
 
 def test_closing_the_generator_stops_between_tiles(jpg, random_weights):
-    gen = restore_layer_data(np.asarray(Image.open(jpg)), rgb=True, quality=20, model=random_weights["colour"], tile=96)
+    gen = restore_layer_data(np.asarray(Image.open(jpg)), rgb=True, quality=20, options=opts(random_weights["colour"], tile=96))
     next(gen)
     next(gen)
     gen.close()  # what the Stop button does; nothing is returned

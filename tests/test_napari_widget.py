@@ -108,3 +108,25 @@ def test_not_8_bit_gives_a_message(make_napari_viewer, qtbot, random_weights, er
     _run(_widget_for(viewer, layer, random_weights["gray"], qtbot), qtbot)
     assert len(viewer.layers) == 1
     assert any("only 8-bit" in str(e) for e in errors)
+
+
+def test_widget_offers_every_option(make_napari_viewer, errors):
+    from dataclasses import fields
+
+    from napari_jpeg_restore.options import DEFAULTS, RestoreOptions
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((16, 16), np.uint8))
+    w = RestoreWidget(viewer)
+    assert w.options() == DEFAULTS
+    changed = RestoreOptions(model="qgcn-gray", device="cpu", tile=256, overlap=48, threads=1, precision="bfloat16",
+                             strength=1.5)
+    assert all(getattr(changed, f.name) != f.default for f in fields(RestoreOptions))
+    w._model.value, w._device.value, w._tile.value, w._overlap.value = "qgcn-gray", "cpu", 256, 48
+    w._threads.value, w._precision.value, w._strength.value = 1, "bfloat16", 1.5
+    assert w.options() == changed
+    w._tile.value = 64  # not larger than twice the overlap: refused before any work
+    w.reset_choices()
+    w._image.value = layer
+    w.run()
+    assert w.worker is None and "twice the overlap" in errors[-1] and len(viewer.layers) == 1

@@ -6,21 +6,21 @@
 >>> clean = Image.open("photo.jpg").filter(QGCNRestore())
 """
 
-from .engine import RestoreCancelled
-from .jpeg import JpegError
-from .weights import ModelNotAvailable, WeightsError, shipped_models
+from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = [
-    "JpegError", "ModelNotAvailable", "QGCNRestore", "RestoreCancelled", "WeightsError", "restore", "sample_jpeg",
-    "shipped_models",
-]
+
+# Public names and the modules that hold them, imported on first use: `import napari_jpeg_restore`
+# (and napari opening a file with our reader) stays light.
+_PUBLIC = {
+    "BlindModeWarning": "image_restore", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter", "RestoreCancelled": "engine",
+    "RestoreOptions": "options", "WeightsError": "weights", "restore": "image_restore", "sample_jpeg": "sample_image",
+    "shipped_models": "weights",
+}
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    # The Pillow face is imported on first use, so `import napari_jpeg_restore` stays light.
-    if name in ("restore", "QGCNRestore", "sample_jpeg"):
-        from . import filter as _filter
-
-        return getattr(_filter, name)
-    raise AttributeError(name)
+    if name in _PUBLIC:
+        return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .jpeg import JpegError, exif_orientation, facts_from_image, facts_to_dict
-from .layer_data import JPEG_SUFFIXES
+from .jpeg import JPEG_SUFFIXES, JpegError, exif_orientation, facts_from_image, facts_to_dict
 
 
 def napari_get_reader(path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._reader import jpeg_layer
-from .filter import sample_jpeg
+from .sample_image import sample_jpeg
 
 
 def jpeg_q10_sample() -> list[tuple]:

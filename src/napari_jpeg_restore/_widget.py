@@ -9,6 +9,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from .layer_data import restore_layer_data
+from .options import DEFAULTS, PRECISIONS, RestoreOptions, option_help
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
 
@@ -20,17 +21,22 @@ class RestoreWidget(Container):
         self._image = create_widget(annotation="napari.layers.Image", label="image")
         self._tables = ComboBox(label="tables", choices=[FROM_FILE, FROM_QUALITY], value=FROM_FILE)
         self._quality = SpinBox(label="quality", min=1, max=100, value=10, enabled=False)
-        self._model = LineEdit(label="model", value="default",
-                               tooltip="'default', a shipped model name, or a folder made by qgcn-train export")
-        self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        self._tile = SpinBox(label="tile", min=0, max=8192, step=16, value=512, tooltip="0 = whole image at once")
-        self._strength = FloatSpinBox(label="strength", min=0.25, max=4.0, step=0.05, value=1.0,
-                                      tooltip="> 1: treat as more compressed than the tables say; < 1: less")
+        self._model = LineEdit(label="model", value="default", tooltip=option_help("model"))
+        self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto",
+                                tooltip=option_help("device"))
+        self._tile = SpinBox(label="tile", min=0, max=8192, step=16, value=DEFAULTS.tile, tooltip=option_help("tile"))
+        self._overlap = SpinBox(label="overlap", min=0, max=512, step=16, value=DEFAULTS.overlap,
+                                tooltip=option_help("overlap"))
+        self._threads = SpinBox(label="threads", min=0, max=256, value=0, tooltip=option_help("threads") + " 0: default")
+        self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value=DEFAULTS.precision,
+                                   tooltip=option_help("precision"))
+        self._strength = FloatSpinBox(label="strength", min=0.25, max=4.0, step=0.05, value=DEFAULTS.strength,
+                                      tooltip=option_help("strength"))
         self._run = PushButton(text="Run")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
-        self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._strength,
-                     self._run, self._stop, self._status])
+        self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._overlap,
+                     self._threads, self._precision, self._strength, self._run, self._stop, self._status])
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
         self._run.clicked.connect(self.run)
         self._stop.clicked.connect(self.stop)
@@ -42,13 +48,16 @@ class RestoreWidget(Container):
         if layer is None:
             show_error("Remove JPEG artifacts: choose an image layer first")
             return
+        try:
+            options = self.options()
+        except ValueError as exc:
+            show_error(f"Remove JPEG artifacts: {exc}")
+            return
         source = getattr(getattr(layer, "source", None), "path", None)
         self.worker = create_worker(
             restore_layer_data, layer.data, rgb=layer.rgb, metadata=dict(layer.metadata), source_path=source,
-            quality=self._quality.value if self._tables.value == FROM_QUALITY else None,
-            model=self._model.value.strip() or "default",
-            device=None if self._device.value == "auto" else self._device.value, tile=self._tile.value,
-            strength=self._strength.value, _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
+            quality=self._quality.value if self._tables.value == FROM_QUALITY else None, options=options,
+            _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
         self._bar = progress(total=0, desc=f"Restoring {layer.name}")
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda data: self._add_result(layer, data))
@@ -58,6 +67,12 @@ class RestoreWidget(Container):
         self._run.enabled, self._stop.enabled = False, True
         self._status.value = f"restoring {layer.name}…"
         self.worker.start()
+
+    def options(self) -> RestoreOptions:
+        """The options as set in the widget (validated: a bad one raises ValueError)."""
+        return RestoreOptions(model=self._model.value.strip(), device=self._device.value, tile=self._tile.value,
+                              overlap=self._overlap.value, threads=self._threads.value or None,
+                              precision=self._precision.value, strength=self._strength.value)
 
     def stop(self):
         if self.worker is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .color import rgb_to_ycbcr_levels
 from .jpeg import SUBSAMPLINGS, JpegFacts, facts_from_tables, ijg_tables
 
 MAX_COST = 0.42  # decoder rounding and colour conversion leave ~0.35 rms, a mean distance ~0.28;
@@ -141,15 +142,7 @@ def estimate(pixels: np.ndarray, subsampling: str | None = None, source: str = "
     ``subsampling`` of a colour image is taken as given, else assumed 4:2:0 (Pillow's and most
     cameras' default): pixels alone do not show it reliably after the decoder's up-sampling.
     """
-    import torch
-
-    from .color import rgb_to_ycbcr
-
-    if pixels.ndim == 3:
-        rgb = torch.from_numpy(pixels.astype(np.float32)).permute(2, 0, 1) / 255
-        ycc = rgb_to_ycbcr(rgb).double().numpy() * 255
-    else:
-        ycc = pixels[None].astype(np.float64)
+    ycc = rgb_to_ycbcr_levels(pixels) if pixels.ndim == 3 else pixels[None].astype(np.float64)
     if min(ycc.shape[1:]) < 16:
         return BlindEstimate(None, (), (0, 0), None)
     clipped = (pixels == 0) | (pixels == 255)

@@ -8,17 +8,19 @@ half-written output, and ``--skip-existing`` continues where it stopped.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import click
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import write_atomically
 from .engine import RestoreCancelled
-from .filter import restore
+from .image_restore import restore
+from .jpeg import JPEG_SUFFIXES
+from .options import RestoreOptions, click_options
 
-INPUT_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+INPUT_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".tif", ".tiff", ".webp", ".bmp"}
 FORMATS = {  # format -> (suffix, Pillow save options): all lossless
     "png": (".png", {"format": "PNG"}),
     "tiff": (".tiff", {"format": "TIFF", "compression": "tiff_adobe_deflate"}),
@@ -69,41 +71,33 @@ def prepare(im: Image.Image, path: Path) -> Image.Image:
     return im
 
 
-def write_atomically(image: Image.Image, dst: Path, fmt: str) -> None:
+def save_output(image: Image.Image, dst: Path, fmt: str) -> None:
+    """Write ``image`` losslessly as ``fmt`` at ``dst``, atomically, with its ICC profile and EXIF."""
     _, options = FORMATS[fmt]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     save = dict(options)
     if image.info.get("icc_profile"):
         save["icc_profile"] = image.info["icc_profile"]
     exif = image.getexif()
     if exif:
         save["exif"] = exif
-    try:
-        with open(tmp, "wb") as f:
-            image.save(f, **save)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(dst, lambda tmp: image.save(tmp, **save))
 
 
-def restore_file(src: Path, dst: Path, fmt: str, models=("default", "default"), **options) -> None:
+def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_options: RestoreOptions) -> None:
     """Restore ``src`` into ``dst`` (upright, orientation reset); raises :class:`FileFailed`.
-    ``models``: (colour, gray) model specs."""
+    ``gray_options`` are used for grayscale images (they name the gray model)."""
     im = prepare(open_image(src), src)
-    model = models[0] if im.mode in ("RGB", "RGBA") else models[1]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # blind mode is expected for non-JPEG inputs
-            out = restore(im, model=None if model == "default" else model, **options)
+            out = restore(im, options=options if im.mode in ("RGB", "RGBA") else gray_options)
     except (ValueError, RestoreCancelled) as exc:  # JpegError, WeightsError, bad modes
         raise FileFailed(str(exc) if str(src) in str(exc) else f"{src}: {exc}") from None
     if "exif" in im.info:
         out.info["exif"] = im.info["exif"]
     out = ImageOps.exif_transpose(out)  # upright; drops the orientation tag, keeps the rest
-    write_atomically(out, dst, fmt)
+    save_output(out, dst, fmt)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,25 +109,22 @@ def restore_file(src: Path, dst: Path, fmt: str, models=("default", "default"), 
               help="Lossless output format.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone (continue a stopped run).")
-@click.option("--model", default="default", show_default=True,
-              help="Colour model: a shipped name or an exported folder.")
-@click.option("--gray-model", default="default", show_default=True, help="Model for grayscale images.")
-@click.option("--strength", type=float, default=1.0, show_default=True,
-              help="> 1 removes more (as if compressed harder), < 1 less.")
-@click.option("--device", help="cpu, cuda, mps (default: best available).")
-@click.option("--tile", type=int, default=512, show_default=True)
-@click.option("--threads", type=int, help="CPU threads for torch.")
-def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, model, gray_model, strength, device, tile,
-         threads):
+@click.option("--gray-model", help="Model for grayscale images (default: the shipped gray one).")
+@click_options()
+def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, **restore_options):
     """Remove JPEG artifacts from INPUTS (files or folders) into OUTDIR."""
     from tqdm import tqdm
 
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    try:  # a bad option is one usage error before any work, not one failure per file
+        options = RestoreOptions(**restore_options)
+        gray_options = options.replace(model=gray_model)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     jobs = find_inputs(inputs, recursive)
     sources = {src.resolve() for src, _ in jobs if src.exists()}
     failures, done, skipped = [], 0, 0
-    options = dict(models=(model, gray_model), strength=strength, device=device, tile=tile, threads=threads)
     for src, rel in tqdm(jobs, desc="jpeg-restore", unit="file", disable=None):
         dst = outdir / rel.with_suffix(FORMATS[fmt][0])
         try:
@@ -144,7 +135,7 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, model, gray_m
                     skipped += 1
                     continue
                 raise FileFailed(f"{src}: {dst} exists (use --overwrite or --skip-existing)")
-            restore_file(src, dst, fmt, **options)
+            restore_file(src, dst, fmt, options, gray_options)
             done += 1
         except FileFailed as exc:
             failures.append(str(exc))

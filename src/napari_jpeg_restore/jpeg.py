@@ -8,9 +8,14 @@ built from tables the caller knows (:func:`facts_from_tables`), or estimated fro
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 
 import numpy as np
+from PIL import Image
+
+#: File suffixes taken as JPEG files (the napari reader, the layer worker's file source).
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".jpe")
 
 # Sampling factors (H, V) of the luma component for each chroma subsampling; chroma is (1, 1).
 SUBSAMPLINGS: dict[str, tuple[int, int]] = {
@@ -41,12 +46,31 @@ class JpegError(ValueError):
     """A file whose coding the restorer cannot use; the message names the file."""
 
 
-def ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (luma, chroma) tables libjpeg and Pillow write for ``quality`` 1..100 (baseline)."""
+def ijg_scale(quality: int) -> int:
+    """libjpeg's percentage scaling of the Annex K tables for ``quality`` 1..100."""
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return tuple(np.clip((t * scale + 50) // 100, 1, 255) for t in (_IJG_LUMA, _IJG_CHROMA))
+    return 5000 // quality if quality < 50 else 200 - 2 * quality
+
+
+def ijg_tables(quality: int, *, baseline: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The (luma, chroma) tables libjpeg and Pillow write for ``quality`` 1..100; ``baseline``
+    False leaves steps above 255 (16-bit tables) unclamped."""
+    scale = ijg_scale(quality)
+    return tuple(np.clip((t * scale + 50) // 100, 1, 255 if baseline else 65535) for t in (_IJG_LUMA, _IJG_CHROMA))
+
+
+def encode_jpeg(image, **save) -> Image.Image:
+    """``image`` (a Pillow image or uint8 array) JPEG-coded in memory with Pillow's ``save``
+    options and opened again: a JPEG file with its tables and sampling, as read from disk."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", **save)
+    buf.seek(0)
+    out = Image.open(buf)
+    out.load()
+    return out
 
 
 @dataclass(frozen=True)

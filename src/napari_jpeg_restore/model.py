@@ -68,7 +68,7 @@ class ModelConfig:
 
 #: Presets differ in size only. ``paper`` is as published (N_res = 32, 64 channels, Table I with
 #: its 7·7·256 -> 1024 fc). The others pool the 7×7 map before a smaller fc: the printed fc alone
-#: holds 12.85 M weights, more than a whole small restoration branch (DESIGN.md).
+#: holds 12.85 M weights, more than a whole small restoration branch.
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(channels=64, blocks=(32, 32)),
     "medium": ModelConfig(channels=40, blocks=(4, 4), global_pool=True, global_hidden=256),
@@ -193,6 +193,14 @@ class ARCNN(nn.Module):
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     return ARCNN(cfg) if cfg.variant == "arcnn" else QGCN(cfg)
+
+
+def zero_global_output(model: nn.Module) -> None:
+    """Make a global branch output zeros, as the 64×64 training stage assumed (no-op without one)."""
+    branch = getattr(model, "global_branch", None)
+    if branch is not None:
+        torch.nn.init.zeros_(branch.fc[-1].weight)
+        torch.nn.init.zeros_(branch.fc[-1].bias)
 
 
 def model_cost(cfg: ModelConfig) -> dict:

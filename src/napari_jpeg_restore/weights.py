@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from .atomic import write_atomically
 from .maps import MAP_NORMALISATION
 
 FORMAT = "napari-jpeg-restore/1"
 SHIPPED = Path(__file__).parent / "weights"
 #: The shipped model used for each kind of image when the caller names none.
 DEFAULTS = {"colour": "qgcn-colour", "gray": "qgcn-gray"}
-SHARD_BYTES = 15 * 2**20  # below the 16 MiB a file may weigh when it travels back from a GPU lease
+SHARD_BYTES = 15 * 2**20  # files under 16 MiB stay within common upload and transfer limits
 
 
 class WeightsError(ValueError):
@@ -40,18 +39,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(2**20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(model, folder, *, record: dict | None = None, dtype: str = "float16") -> Path:
@@ -80,7 +67,7 @@ def save_weights(model, folder, *, record: dict | None = None, dtype: str = "flo
     files = {}
     for i, shard in enumerate(shards):
         name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        _atomic_write(folder / name, lambda tmp, s=shard: save_file(s, tmp))
+        write_atomically(folder / name, lambda tmp, s=shard: save_file(s, tmp))
         files[name] = _sha256(folder / name)
     config = {
         "format": FORMAT,
@@ -90,8 +77,22 @@ def save_weights(model, folder, *, record: dict | None = None, dtype: str = "flo
         "files": files,
         "record": record or {},
     }
-    _atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    _write_config(folder, config)
     return folder
+
+
+def _write_config(folder: Path, config: dict) -> None:
+    write_atomically(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+
+
+def update_record(folder, **entries) -> dict:
+    """Add or replace entries of an exported model's training record; weights and checksums
+    stay as they are. Returns the new record."""
+    folder = Path(folder)
+    config = read_config(folder)
+    config["record"].update(entries)
+    _write_config(folder, config)
+    return config["record"]
 
 
 def resolve(spec, colour: bool) -> Path:
@@ -131,14 +132,15 @@ def read_config(folder: Path) -> dict:
 
 
 @lru_cache(maxsize=4)
-def _cached(folder: Path, colour: bool, stamp: float):
-    return load_model(folder, colour=colour)
+def _cached(folder: Path, colour: bool, device: str, stamp: float):
+    return load_model(folder, colour=colour).to(device)
 
 
-def cached_model(spec=None, *, colour: bool = True):
-    """:func:`load_model`, kept in memory for repeated calls (faces call this per image)."""
+def cached_model(spec=None, *, colour: bool = True, device="cpu"):
+    """:func:`load_model` on ``device``, kept in memory per (weights, kind, device) for repeated
+    calls (faces call this per image); callers must not move or train it."""
     folder = resolve(spec, colour)
-    return _cached(folder, colour, (folder / "config.json").stat().st_mtime)
+    return _cached(folder, colour, str(device), (folder / "config.json").stat().st_mtime)
 
 
 def load_model(spec=None, *, colour: bool | None = True):

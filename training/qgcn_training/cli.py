@@ -10,6 +10,8 @@ from PIL import Image
 
 import click
 
+from napari_jpeg_restore.options import RestoreOptions, click_options
+
 from .data import JpegVariety
 
 
@@ -48,7 +50,7 @@ def main():
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 def train(resume, paper, double_share, high_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
-    from .train import TrainSettings, train as run
+    from .train import TrainingDataError, TrainSettings, train as run
 
     variety = asdict(JpegVariety.paper() if paper else JpegVariety())
     if double_share is not None:
@@ -56,7 +58,10 @@ def train(resume, paper, double_share, high_share, **opts):
     if high_share is not None:
         variety["low_share"] = 1.0 - high_share
     opts["data"] = list(opts["data"])
-    click.echo(run(TrainSettings(**opts, variety=variety), resume=resume))
+    try:
+        click.echo(run(TrainSettings(**opts, variety=variety), resume=resume))
+    except TrainingDataError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _ints(text: str) -> list[int]:
@@ -76,11 +81,9 @@ def _ints(text: str) -> list[int]:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG: PSNR gain vs QF on LIVE1.")
 @click.option("--plot-qf", default="5,10,20,30,40,50,60,70,80,90,95", show_default=True)
 @click.option("--crops", "crops_dir", type=click.Path(file_okay=False), help="Side-by-side crops at QF 10.")
-@click.option("--device")
-@click.option("--threads", type=int)
-@click.option("--tile", default=512, show_default=True)
-def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_path, plot_qf, crops_dir, device,
-             threads, tile):
+@click_options(skip=("model",))
+def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_path, plot_qf, crops_dir,
+             **restore_options):
     """Score a model on the paper's test sets; print a markdown table like Tables II/III."""
     from pathlib import Path
 
@@ -90,12 +93,16 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
 
     from . import evaluate as ev
 
+    try:
+        options = RestoreOptions(**restore_options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     root, qualities, rows, hashes, engines = Path(data_root), _ints(qf), [], {}, {}
     for colour in (True, False):
         spec = gray_model if (not colour and gray_model) else model
         net = ev.load_any(spec, colour)
         if net is not None:
-            engines[colour] = Engine(net, device=device, threads=threads, tile=tile)
+            engines[colour] = Engine(net, options)
     names = [n for n in sets.split(",") if n]
     unknown = set(names) - set(ev.SETS)
     if unknown:
@@ -140,7 +147,7 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
               help="Where LIVE1 is, for the guard gains CI checks shipped models against.")
 def export(checkpoint, out, evaluation, data_root):
     """Write CHECKPOINT as shipped weights: fp16 safetensors + config.json with its record."""
-    from .train import export as run
+    from .export import export as run
 
     click.echo(run(checkpoint, out, evaluation=json.loads(open(evaluation).read()) if evaluation else None,
                    data_root=data_root))
@@ -151,7 +158,7 @@ def export(checkpoint, out, evaluation, data_root):
 @click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
 def guard(folder, data_root):
     """Measure and record the guard gains of exported weights (e.g. brought back from a GPU)."""
-    from .train import record_guard
+    from .export import record_guard
 
     gains = record_guard(folder, data_root)
     if gains is None:

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from napari_jpeg_restore.engine import global_input, image_tensor, network_input
-from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
+from napari_jpeg_restore.jpeg import JPEG_SUFFIXES, encode_jpeg, facts_from_image, ijg_scale, ijg_tables
+from napari_jpeg_restore.network_io import NetworkIO, image_tensor
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CROP, CROP_STEP = 256, 128
 JPEG_GT_MAX_QF = 85  # ground truths that are JPEGs carry q95-like error of their own
 SHIFT_MARGIN = 8  # extra pixels drawn so double compression can shift its grid
@@ -64,19 +64,16 @@ def make_tables(family: str, quality: int, rng) -> list[list[int]]:
     symmetric table for luma and chroma, as mozjpeg's default (ImageMagick-style) tables are,
     scaled like IJG's.
     """
-    luma, chroma = (t.astype(float) for t in ijg_tables(quality))
     if family == "ijg16":
-        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-        luma, chroma = (np.maximum((t * scale + 50) // 100, 1) for t in ijg_tables(50))
-        return [t.astype(int).ravel().tolist() for t in (luma, chroma)]
+        return [t.astype(int).ravel().tolist() for t in ijg_tables(quality, baseline=False)]
+    luma, chroma = (t.astype(float) for t in ijg_tables(quality))
     if family == "perturbed":
         luma, chroma = (t * np.exp(rng.normal(0, 0.25, t.shape)) for t in (luma, chroma))
     elif family == "flat":
         luma = chroma = np.full((8, 8), luma.mean())
     elif family == "shared":
-        scale = 5000 / quality if quality < 50 else 200 - 2 * quality
         uv = np.add.outer(np.arange(8), np.arange(8))
-        luma = chroma = 16 * (1 + 0.06 * uv**1.6) * scale / 100
+        luma = chroma = 16 * (1 + 0.06 * uv**1.6) * ijg_scale(quality) / 100
     elif family == "tilted":
         uv = np.add.outer(np.arange(8), np.arange(8))
         luma, chroma = (t.min() + (t.mean() - t.min()) * rng.uniform(0.3, 1.5) * uv / 7 for t in (luma, chroma))
@@ -102,17 +99,12 @@ def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) 
         out = Image.open(io.BytesIO(data))
         out.load()
         return out
-    img = Image.fromarray(patch)
-    buf = io.BytesIO()
     kwargs = {"qtables": make_tables(family, quality, rng)} if family != "ijg" else {"quality": quality}
-    if img.mode == "L":  # one component: no chroma to subsample, one table
+    if patch.ndim == 2:  # one component: no chroma to subsample, one table
         subsampling = "4:4:4"
         if "qtables" in kwargs:
             kwargs["qtables"] = kwargs["qtables"][:1]
-    img.save(buf, "JPEG", subsampling=subsampling, **kwargs)
-    out = Image.open(buf)
-    out.load()
-    return out
+    return encode_jpeg(patch, subsampling=subsampling, **kwargs)
 
 
 def load_pool(dirs, gray: bool = False) -> list[tuple[np.ndarray, bool]]:
@@ -126,17 +118,17 @@ def load_pool(dirs, gray: bool = False) -> list[tuple[np.ndarray, bool]]:
             with Image.open(p) as im:
                 pix = np.asarray(im.convert("L" if gray else "RGB"))
             if min(pix.shape[:2]) >= CROP:
-                pool.append((pix, p.suffix.lower() in (".jpg", ".jpeg")))
+                pool.append((pix, p.suffix.lower() in JPEG_SUFFIXES))
     return pool
 
 
 class PatchSampler:
     """Draws batches of (network input, global input, target) for a given step."""
 
-    def __init__(self, pool, *, patch: int = 64, variety: JpegVariety = JpegVariety(), seed: int = 0,
-                 with_global: bool = True, global_size: int = 112):
-        self.pool, self.patch, self.variety, self.seed = pool, patch, variety, seed
-        self.with_global, self.global_size = with_global, global_size
+    def __init__(self, pool, io: NetworkIO, *, patch: int = 64, variety: JpegVariety = JpegVariety(), seed: int = 0):
+        if not pool:
+            raise ValueError(f"no training images of at least {CROP}×{CROP} pixels")
+        self.pool, self.io, self.patch, self.variety, self.seed = pool, io, patch, variety, seed
         # 256×256 crops with step 128 (section IV-A); a patch is drawn inside a crop
         self.crops = [
             (i, y, x)
@@ -182,8 +174,7 @@ class PatchSampler:
             gt, jpeg = self.sample(rng)
             decoded = np.asarray(jpeg)
             facts = facts_from_image(jpeg)
-            xs.append(network_input(decoded, facts))
+            xs.append(self.io.restoration_input(decoded, facts))
             ts.append(image_tensor(gt))
-            if self.with_global:
-                gs.append(global_input(decoded, facts, self.global_size))
-        return torch.stack(xs), (torch.stack(gs) if gs else None), torch.stack(ts)
+            gs.append(self.io.global_input(decoded, facts))
+        return torch.stack(xs), (torch.stack(gs) if self.io.takes_global else None), torch.stack(ts)

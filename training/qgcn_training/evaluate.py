@@ -9,21 +9,19 @@ compare across protocols where absolute PSNR does not.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from napari_jpeg_restore.engine import Engine
-from napari_jpeg_restore.jpeg import facts_from_image
+from napari_jpeg_restore.jpeg import encode_jpeg, facts_from_image
 from napari_jpeg_restore.weights import load_model
 
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .metrics import psnr, psnr_b, ssim
 from .paper_tables import PAPER
-from .train import model_from_checkpoint
 
 # set name -> (folder under the data root, glob, gray)
 SETS = {
@@ -39,7 +37,7 @@ def load_any(spec: str, colour: bool):
     """Shipped weights ("default" or a name), an exported folder, or a training checkpoint."""
     path = Path(spec)
     if path.suffix == ".pt" and path.is_file():
-        model = model_from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+        model = model_from_checkpoint(load_checkpoint(path))
         return model if model.config.colour == colour else None
     try:
         return load_model(spec, colour=colour)
@@ -61,13 +59,6 @@ def set_images(root: Path, name: str) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def coded(pixels: np.ndarray, quality: int) -> Image.Image:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    return Image.open(buf)
-
-
 @dataclass
 class Row:
     set: str
@@ -84,9 +75,9 @@ def evaluate_set(engine: Engine, images, qualities, set_name: str, progress=None
     for q in qualities:
         before, after, gains = [], [], []
         for name, gt in images:
-            im = coded(gt, q)
-            decoded = np.asarray(im)
-            restored = engine.run(decoded, facts_from_image(im))
+            jpeg = encode_jpeg(gt, quality=q)
+            decoded = np.asarray(jpeg)
+            restored = engine.run(decoded, facts_from_image(jpeg))
             b = (psnr(decoded, gt), ssim(decoded, gt), psnr_b(decoded, gt))
             a = (psnr(restored, gt), ssim(restored, gt), psnr_b(restored, gt))
             before.append(b)
@@ -172,9 +163,9 @@ def crops(engine: Engine, images, quality: int, folder: Path, size: int = 192) -
     for name, gt in images:
         if name not in CROP_IMAGES:
             continue
-        im = coded(gt, quality)
-        decoded = np.asarray(im)
-        restored = engine.run(decoded, facts_from_image(im))
+        jpeg = encode_jpeg(gt, quality=quality)
+        decoded = np.asarray(jpeg)
+        restored = engine.run(decoded, facts_from_image(jpeg))
         y, x = (gt.shape[0] - size) // 2, (gt.shape[1] - size) // 2
         row = np.concatenate([a[y : y + size, x : x + size] for a in (decoded, restored, gt)], axis=1)
         Image.fromarray(row).save(folder / f"{name}-qf{quality}.png")

@@ -1,5 +1,4 @@
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from PIL import Image
 from click.testing import CliRunner
 
 from qgcn_training.cli import main
-from qgcn_training.evaluate import coded
+from napari_jpeg_restore.jpeg import encode_jpeg
+from napari_jpeg_restore.options import RestoreOptions
 from qgcn_training.metrics import psnr
 
 BASE = ["--preset", "tiny", "--variant", "qcn", "--batch", "4", "--patch", "32", "--threads", "1",
@@ -35,16 +35,17 @@ def test_short_run_beats_the_jpeg_input(pool_dir, tmp_path, real_pair):
 
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--batch", "8", "--patch", "48",
             "--steps", "400", "--lr", "2e-3", "--paper"])
-    engine = Engine(load_any(str(tmp_path / "checkpoint.pt"), colour=True), tile=0)
+    engine = Engine(load_any(str(tmp_path / "checkpoint.pt"), colour=True), RestoreOptions(tile=0))
     crop = np.ascontiguousarray(real_pair[:192, :256])
     for q in (10, 20):
-        im = coded(crop, q)
+        im = encode_jpeg(crop, quality=q)
         restored = engine.run(np.asarray(im), facts_from_image(im))
         assert psnr(restored, crop) > psnr(np.asarray(im), crop) + 0.05
 
 
 def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path):
-    steps = ["--steps", "12", "--checkpoint-minutes", "0"]
+    # the learning rate halves every 5 steps: a resume that lost the scheduler's state would differ
+    steps = ["--steps", "12", "--checkpoint-minutes", "0", "--lr-step", "5", "--lr-gamma", "0.5"]
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     _train(["--data", str(pool_dir), "--out", str(straight), *BASE, *steps])
     cmd = [sys.executable, "-m", "qgcn_training.cli", "train", "--data", str(pool_dir), "--out", str(broken),
@@ -61,17 +62,17 @@ def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path):
     assert 4 <= killed_at < 12
     _train(["--data", str(pool_dir), "--out", str(broken), *BASE, *steps, "--resume"])
     a, b = _weights(straight), _weights(broken)
-    assert b["step"] == 12
+    assert b["step"] == 12 and b["resumed_at"] == [killed_at] and a["resumed_at"] == []  # it did resume
+    assert b["scheduler"] == a["scheduler"] and b["optimizer"]["param_groups"][0]["lr"] == pytest.approx(5e-4 * 0.5**2)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_two_process_ddp_matches_one_process(pool_dir, tmp_path):
     args = ["--data", str(pool_dir), *BASE, "--batch", "8", "--steps", "3"]
     _train([*args, "--out", str(tmp_path / "one")])
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "qgcn_training.cli", "train",
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "qgcn_training.cli", "train",
                     *args, "--out", str(tmp_path / "two")], check=True, env=env, capture_output=True)
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert two["world_size"] == 2 and two["ranks_identical"] is True
@@ -150,3 +151,30 @@ def test_log_and_record_carry_process_cpu_time(pool_dir, tmp_path):
     assert [r["step"] for r in rows] == ["2", "4"]
     assert 0 <= float(rows[0]["cpu_s"]) < float(rows[1]["cpu_s"])  # the second includes a validation
     assert _weights(tmp_path)["cpu_seconds"] > 0
+
+
+@pytest.mark.parametrize("gray", [False, True], ids=["colour", "gray"])
+@pytest.mark.parametrize("variant", ["qgcn", "qcn", "edsr", "arcnn"])
+def test_every_variant_trains_and_restores_a_real_jpeg(pool_dir, tmp_path, real_pair, variant, gray):
+    from napari_jpeg_restore import restore
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "run"), *BASE, "--variant", variant, "--steps", "2",
+            "--val-every", "1", *(["--gray"] if gray else [])])
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and float(log[-1].split(",")[3]) > 10  # the validator fed this variant too
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "checkpoint.pt"), "--out",
+                                       str(tmp_path / "w"), "--data-root", str(tmp_path / "no-data")])
+    assert result.exit_code == 0, result.output
+    crop = Image.fromarray(np.ascontiguousarray(real_pair[:72, :88]))
+    coded = encode_jpeg(crop.convert("L") if gray else crop, quality=20)
+    out = restore(coded, model=str(tmp_path / "w"))
+    assert out.size == coded.size and out.mode == coded.mode
+    assert not np.array_equal(np.asarray(out), np.asarray(coded))  # the network's correction reached the pixels
+
+
+def test_too_few_images_for_the_holdout_is_a_clear_error(pool_dir, tmp_path):
+    result = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path), *BASE[:-4],
+                                       "--holdout", "5", "--steps", "1"])
+    assert result.exit_code == 1
+    assert f"{pool_dir}: 5 usable images" in result.output and "--holdout 5" in result.output
+    assert "Traceback" not in result.output

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
+from napari_jpeg_restore.model import preset
+from napari_jpeg_restore.network_io import NetworkIO
 from qgcn_training.data import JpegVariety, PatchSampler, encode, make_tables
 
 PATCH = np.random.default_rng(0).integers(0, 256, (72, 72, 3), dtype=np.uint8)
@@ -45,7 +47,7 @@ def test_paper_setting():
 def test_double_compression_and_jpeg_ground_truth_cap():
     pool = [(np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8), True)]
     v = JpegVariety(double_share=1.0, shifted_share=0.5, low_share=0.0, high_qf=(90, 100), families={"ijg": 1.0})
-    sampler = PatchSampler(pool, patch=64, variety=v, with_global=False)
+    sampler = PatchSampler(pool, NetworkIO(preset("tiny"), global_on=False), patch=64, variety=v)
     shifted = 0
     for k in range(20):
         gt, im = sampler.sample(np.random.default_rng(k))
@@ -59,7 +61,7 @@ def test_double_compression_and_jpeg_ground_truth_cap():
 
 def test_batches_are_a_function_of_step():
     pool = [(np.random.default_rng(2).integers(0, 256, (260, 270, 3), dtype=np.uint8), False)]
-    sampler = PatchSampler(pool, patch=32, with_global=True)
+    sampler = PatchSampler(pool, NetworkIO(preset("tiny")), patch=32)
     a, b = sampler.batch(7, 3), sampler.batch(7, 3)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert a[1].shape == (3, 5, 112, 112) and a[0].shape == (3, 5, 32, 32)

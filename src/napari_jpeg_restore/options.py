@@ -1,0 +1,96 @@
+"""The restoration options every face offers, with their defaults written once.
+
+:class:`RestoreOptions` is validated when it is made, so a face reports a bad option (a device
+this machine lacks, a negative strength) once, before any work, and never once per file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+#: Window precisions the engine runs; autocast ones only pay off on a GPU.
+PRECISIONS = ("float32", "bfloat16", "float16")
+#: Tiles start on this grid: a multiple of 8×8 luma blocks, 16×16 4:2:0 MCUs and the stride 2.
+GRID = 16
+
+
+class OptionError(ValueError):
+    """An option value that cannot work; the message names the option."""
+
+
+def _help(text: str, kind=str) -> dict:
+    """Field metadata: help text, and the value type a text face (a command line) converts to."""
+    return {"help": text, "kind": kind}
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How to restore. Faces pass these through unchanged; see each field's help."""
+
+    model: str | None = field(default=None, metadata=_help(
+        "Model: 'default' (the shipped one for the image's kind), a shipped name or a folder made by "
+        "`qgcn-train export`."))
+    device: str | None = field(default=None, metadata=_help("cpu, cuda, cuda:N or mps (default: best available)."))
+    tile: int = field(default=512, metadata=_help("Window side in pixels (0: the whole image at once).", int))
+    overlap: int = field(default=32, metadata=_help("Context pixels added on each side of a tile.", int))
+    threads: int | None = field(default=None, metadata=_help("CPU threads for torch (default: torch's).", int))
+    precision: str = field(default="float32", metadata=_help(
+        "float32, or bfloat16/float16 autocast on a GPU.", PRECISIONS))
+    strength: float = field(default=1.0, metadata=_help(
+        "Scales the quantization maps the network sees: > 1 removes more (as if compressed harder), < 1 less.",
+        float))
+
+    def __post_init__(self):
+        # "default" and "auto" are how text fields spell the default; store them as None
+        if self.model in ("", "default"):
+            object.__setattr__(self, "model", None)
+        if self.device in ("", "auto"):
+            object.__setattr__(self, "device", None)
+        if self.tile < 0 or self.overlap < 0:
+            raise OptionError(f"tile ({self.tile}) and overlap ({self.overlap}) must not be negative")
+        tile, overlap = self.tile // GRID * GRID, self.overlap // GRID * GRID
+        if tile and tile <= 2 * overlap:
+            raise OptionError(f"tile ({self.tile}) must be 0 or larger than twice the overlap ({self.overlap}) "
+                              f"on a {GRID}-pixel grid")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError(f"threads must be at least 1, got {self.threads}")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not self.strength > 0:
+            raise OptionError(f"strength must be positive, got {self.strength}")
+        if self.device is not None:
+            from .engine import pick_device
+
+            pick_device(self.device)  # a device this machine lacks fails here
+        if self.model is not None:
+            from .weights import resolve
+
+            resolve(self.model, colour=True)  # a name or folder that does not exist fails here
+
+    def replace(self, **changes) -> "RestoreOptions":
+        return replace(self, **changes)
+
+
+DEFAULTS = RestoreOptions()
+
+
+def option_help(name: str) -> str:
+    return next(f.metadata["help"] for f in fields(RestoreOptions) if f.name == name)
+
+
+def click_options(skip: tuple[str, ...] = ()):
+    """A decorator adding one ``--name`` per option but those in ``skip`` to a click command
+    (same help, same default); the command gets them as keyword arguments."""
+    import click
+
+    def decorate(command):
+        for f in reversed(fields(RestoreOptions)):
+            if f.name in skip:
+                continue
+            kind = f.metadata["kind"]
+            command = click.option(f"--{f.name}", type=click.Choice(kind) if isinstance(kind, tuple) else kind,
+                                   default=f.default, show_default=f.default is not None,
+                                   help=f.metadata["help"])(command)
+        return command
+
+    return decorate

@@ -1,0 +1,56 @@
+"""The shipped models restore bit for bit as they did before the core was reorganised (issue 10).
+
+The reference is the code of :data:`REFERENCE` itself, taken out of git and run in a separate
+interpreter on today's shipped weights, so the comparison holds on any CPU (hashes made on one
+machine would not) and fails on any changed pixel.
+"""
+
+import subprocess
+import sys
+import tarfile
+from io import BytesIO
+
+import numpy as np
+from PIL import Image
+
+from imaging import ROOT, data_image
+from napari_jpeg_restore import restore
+from napari_jpeg_restore.weights import SHIPPED
+
+REFERENCE = "8eaaf0af3ee81fdfed615c7fae8984d1c6e08037"  # the last commit before issue 10
+SAMPLE = ROOT / "src" / "napari_jpeg_restore" / "samples" / "chelsea.png"
+
+CHILD = """
+import sys, numpy as np, napari_jpeg_restore
+from PIL import Image
+from napari_jpeg_restore import restore
+assert napari_jpeg_restore.__file__.startswith(sys.argv[1]), napari_jpeg_restore.__file__
+out = {}
+for path, model in zip(sys.argv[3::2], sys.argv[4::2]):
+    with Image.open(path) as im:
+        out[path] = np.asarray(restore(im, model=model))
+np.savez(sys.argv[2], **{str(i): out[p] for i, p in enumerate(sys.argv[3::2])})
+"""
+
+
+def test_shipped_models_restore_as_before(tmp_path):
+    cases = [(Image.open(SAMPLE).convert("RGB"), 10)]
+    cases += [(data_image(f"LIVE1/{n}.png", mode), q) for n in ("bikes", "parrots") for mode in ("RGB", "L")
+              for q in (10, 90)]
+    args = []
+    for i, (img, quality) in enumerate(cases):
+        path = tmp_path / f"{i}.jpg"
+        img.save(path, quality=quality)
+        args += [str(path), str(SHIPPED / ("qgcn-colour" if img.mode == "RGB" else "qgcn-gray"))]
+    archive = subprocess.run(["git", "archive", REFERENCE, "src"], cwd=ROOT, capture_output=True, check=True).stdout
+    old = tmp_path / "reference"
+    tarfile.open(fileobj=BytesIO(archive)).extractall(old, filter="data")
+    src = str(old / "src")
+    subprocess.run([sys.executable, "-c", CHILD, src, str(tmp_path / "old.npz"), *args], check=True,
+                   env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+    before = np.load(tmp_path / "old.npz")
+    for i, (path, model) in enumerate(zip(args[::2], args[1::2])):
+        with Image.open(path) as im:
+            now = np.asarray(restore(im, model=model))
+        assert now.dtype == np.uint8 and np.array_equal(now, before[str(i)]), (path, model)
+    assert not np.array_equal(before["0"], np.asarray(Image.open(args[0])))  # the model did change the image
