@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -19,10 +21,11 @@ def test_paper_preset_is_as_published():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
+@pytest.mark.parametrize("body", ["tiny", "unet"])
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("colour", [True, False])
-def test_variants_shapes(variant, colour):
-    cfg = preset("tiny", colour=colour, variant=variant)
+def test_variants_shapes(variant, colour, body):
+    cfg = preset(body, colour=colour, variant=variant)
     model = build_model(cfg).eval()
     n_img, n_map = (3, 2) if colour else (1, 1)
     assert cfg.image_channels == n_img and cfg.map_channels == (n_map if variant in ("qgcn", "qcn") else 0)
@@ -33,14 +36,31 @@ def test_variants_shapes(variant, colour):
     assert (getattr(model, "global_branch", None) is not None) == (variant == "qgcn")
 
 
-def test_global_features_change_the_output():
+@pytest.mark.parametrize("name", ["tiny", "unet"])
+def test_global_features_change_the_output(name):
     torch.manual_seed(0)
-    model = build_model(preset("tiny")).eval()
+    model = build_model(preset(name)).eval()
     x = torch.rand(1, 5, 32, 32)
     with torch.no_grad():
         a = model.restore(x, torch.zeros(1, 64))
         b = model.restore(x, torch.ones(1, 64))
     assert (a - b).abs().max() > 1e-4
+
+
+def test_unet_body_levels_and_skips():
+    cfg = PRESETS["unet"]
+    model = build_model(cfg).eval()
+    assert [m.out_channels for m in model.downs] == [64, 128] and [len(e) for e in model.encoders] == [2, 2]
+    assert len(model.bottom) == 4 and model.merge.in_channels == 128 + cfg.global_features
+    # each output pixel sees the input through the skips: a change at one pixel moves nearby outputs most
+    x = torch.rand(1, 5, 64, 64)
+    y = x.clone()
+    y[0, 0, 31, 31] += 1
+    with torch.no_grad():
+        d = (model.restore(y) - model.restore(x)).abs()[0].sum(0)
+    assert d[28:36, 28:36].sum() > d[:8, :8].sum() and d[31, 31] > 0
+    with pytest.raises(ValueError, match="at most 4 levels"):
+        replace(cfg, unet_channels=(8,) * 5, unet_blocks=(1,) * 5)
 
 
 def test_costs():

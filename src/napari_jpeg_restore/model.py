@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
+from .options import GRID
+
 VARIANTS = ("qgcn", "qcn", "edsr", "arcnn")
+BODIES = ("flat", "unet")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,12 @@ class ModelConfig:
     channels: int = 32
     blocks: tuple[int, int] = (8, 8)  # residual blocks in group 1 and group 2
     res_scale: float = 0.1
+    # "flat": the paper's two residual groups at H/2 (channels, blocks); "unet": levels at H/2,
+    # H/4, … with ``unet_channels``, each with ``unet_blocks`` before and after the level below
+    # (the lowest level: that many in all), the global features joined at the lowest level
+    body: str = "flat"
+    unet_channels: tuple[int, ...] = (32, 64, 128)
+    unet_blocks: tuple[int, ...] = (2, 2, 4)
     global_channels: tuple[int, ...] = (32, 64, 128, 256)  # Table I, conv1..conv4
     global_pool: bool = False  # average-pool the 7×7 map before fc1 (small presets; paper: False)
     global_hidden: int = 1024  # fc1 width
@@ -39,8 +48,15 @@ class ModelConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        object.__setattr__(self, "global_channels", tuple(self.global_channels))
+        if self.body not in BODIES:
+            raise ValueError(f"body must be one of {BODIES}, got {self.body!r}")
+        for name in ("blocks", "global_channels", "unet_channels", "unet_blocks"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if len(self.unet_channels) != len(self.unet_blocks):
+            raise ValueError("unet_channels and unet_blocks need one entry per level")
+        if 2 ** len(self.unet_channels) > GRID:
+            # the lowest level must divide every window the engine cuts on its grid
+            raise ValueError(f"a U-Net body has at most {GRID.bit_length() - 1} levels, got {len(self.unet_channels)}")
 
     @property
     def image_channels(self) -> int:
@@ -76,6 +92,9 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         channels=24, blocks=(4, 4), global_channels=(16, 32, 64, 128), global_pool=True, global_hidden=128
     ),
+    # about small's cost per pixel, 4× its weights: wide layers at low resolution run faster here
+    "unet": ModelConfig(body="unet", unet_channels=(32, 64, 128), unet_blocks=(2, 2, 4), global_pool=True,
+                        global_hidden=256),
 }
 
 
@@ -169,6 +188,52 @@ class QGCN(nn.Module):
         return self.restore(x, None if g is None else self.global_features(g))
 
 
+def _stack(channels: int, n: int, res_scale: float) -> nn.Sequential:
+    return nn.Sequential(*[ResidualBlock(channels, res_scale) for _ in range(n)])
+
+
+class UNetQGCN(nn.Module):
+    """The QGCN frame (maps in, global features, output added to the input) around a U-Net body:
+    levels at H/2, H/4, … joined by stride-2 convs down and pixel-shuffle up, skips added."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        ch, nb, cin = cfg.unet_channels, cfg.unet_blocks, cfg.image_channels + cfg.map_channels
+        self.head = _conv(cin, ch[0], 4, 2)
+        self.encoders = nn.ModuleList(_stack(c, n, cfg.res_scale) for c, n in zip(ch[:-1], nb[:-1]))
+        self.downs = nn.ModuleList(_conv(a, b, 4, 2) for a, b in zip(ch[:-1], ch[1:]))
+        self.global_branch = GlobalBranch(cfg, cin) if cfg.has_global else None
+        self.merge = _conv(ch[-1] + cfg.global_features, ch[-1]) if cfg.has_global else nn.Identity()
+        self.bottom = _stack(ch[-1], nb[-1], cfg.res_scale)
+        self.ups = nn.ModuleList(nn.Sequential(_conv(b, 4 * a), nn.PixelShuffle(2)) for a, b in zip(ch[:-1], ch[1:]))
+        self.decoders = nn.ModuleList(_stack(c, n, cfg.res_scale) for c, n in zip(ch[:-1], nb[:-1]))
+        self.tail = nn.Sequential(_conv(ch[0], 4 * ch[0]), nn.PixelShuffle(2), _conv(ch[0], cfg.image_channels))
+
+    def global_features(self, g):
+        return None if self.global_branch is None else self.global_branch(g)
+
+    def restore(self, x, features=None):
+        """x: (B, image + map channels, H, W), H and W multiples of 2 ** levels."""
+        f, skips = self.head(x), []
+        for encode, down in zip(self.encoders, self.downs):
+            f = encode(f)
+            skips.append(f)
+            f = down(f)
+        if self.global_branch is not None:
+            b, _, h, w = f.shape
+            if features is None:  # the 64×64 training stage may skip the global branch
+                features = f.new_zeros(b, self.config.global_features)
+            f = self.merge(torch.cat([f, features[:, :, None, None].expand(b, -1, h, w)], 1))
+        f = self.bottom(f)
+        for up, decode, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
+            f = decode(up(f) + skip)
+        return x[:, : self.config.image_channels] + self.tail(f)
+
+    def forward(self, x, g=None):
+        return self.restore(x, None if g is None else self.global_features(g))
+
+
 class ARCNN(nn.Module):
     """AR-CNN (Dong et al. 2015): feature extraction, enhancement, mapping, reconstruction."""
 
@@ -192,7 +257,9 @@ class ARCNN(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    return ARCNN(cfg) if cfg.variant == "arcnn" else QGCN(cfg)
+    if cfg.variant == "arcnn":
+        return ARCNN(cfg)
+    return UNetQGCN(cfg) if cfg.body == "unet" else QGCN(cfg)
 
 
 def zero_global_output(model: nn.Module) -> None:

@@ -19,10 +19,17 @@ def load_checkpoint(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def model_from_checkpoint(ck: dict):
-    """The network of a loaded checkpoint, as it was trained (eval mode)."""
+def model_from_checkpoint(ck: dict, ema: bool = False):
+    """The network of a loaded checkpoint, as it was trained (eval mode); with ``ema``, the
+    exponential moving average of its weights instead of the last ones."""
     model = build_model(ModelConfig.from_dict(ck["config"]))
-    model.load_state_dict(ck["model"])
+    if ema:
+        if not ck.get("ema"):
+            raise ValueError("this checkpoint has no moving average of its weights (trained without --ema)")
+        # torch's AveragedModel keeps the network under "module." beside its own counter
+        model.load_state_dict({k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")})
+    else:
+        model.load_state_dict(ck["model"])
     if ck["settings"].get("skip_global"):
         # trained with global features 0: make the untrained branch output exactly that, so the
         # engine needs no special case and a later 256×256 stage starts from what was learned

@@ -32,8 +32,13 @@ def main():
 @click.option("--batch", default=16, show_default=True)
 @click.option("--patch", default=64, show_default=True, help="Patch side: 64, then 256 to fine-tune.")
 @click.option("--lr", default=5e-4, show_default=True)
+@click.option("--schedule", default="step", type=click.Choice(["step", "cosine"]), show_default=True,
+              help="step: lr × --lr-gamma every --lr-step steps; cosine: lr to --lr-final over --steps/--minutes.")
 @click.option("--lr-step", default=20000, show_default=True, help="Multiply lr by --lr-gamma every N steps.")
 @click.option("--lr-gamma", default=0.1, show_default=True)
+@click.option("--lr-final", default=1e-5, show_default=True, help="Where the cosine schedule ends.")
+@click.option("--ema", default=0.0, show_default=True,
+              help="Decay of an exponential moving average of the weights (e.g. 0.999; 0: none).")
 @click.option("--clip-grad", default=0.5, show_default=True, help="Max gradient norm (0: no clipping).")
 @click.option("--init", default="default", type=click.Choice(["default", "gaussian"]), show_default=True)
 @click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
@@ -59,7 +64,11 @@ def train(resume, paper, double_share, high_share, **opts):
         variety["low_share"] = 1.0 - high_share
     opts["data"] = list(opts["data"])
     try:
-        click.echo(run(TrainSettings(**opts, variety=variety), resume=resume))
+        settings = TrainSettings(**opts, variety=variety)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        click.echo(run(settings, resume=resume))
     except TrainingDataError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -142,15 +151,19 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--ema", is_flag=True, help="Export the moving average of the weights (a run trained with --ema).")
 @click.option("--evaluation", type=click.Path(exists=True, dir_okay=False), help="evaluate's JSON to store in the record.")
 @click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False),
               help="Where LIVE1 is, for the guard gains CI checks shipped models against.")
-def export(checkpoint, out, evaluation, data_root):
+def export(checkpoint, out, ema, evaluation, data_root):
     """Write CHECKPOINT as shipped weights: fp16 safetensors + config.json with its record."""
     from .export import export as run
 
-    click.echo(run(checkpoint, out, evaluation=json.loads(open(evaluation).read()) if evaluation else None,
-                   data_root=data_root))
+    try:
+        click.echo(run(checkpoint, out, ema=ema, evaluation=json.loads(open(evaluation).read()) if evaluation else None,
+                       data_root=data_root))
+    except ValueError as exc:
+        raise click.ClickException(f"{checkpoint}: {exc}") from None
 
 
 @main.command()

@@ -38,8 +38,8 @@ def record_for(ck: dict) -> dict:
         "preset": s["preset"], "variant": s["variant"], "gray": s["gray"], "steps": ck["step"],
         "train_seconds": round(ck["elapsed"]),
         "train_cpu_seconds": round(ck["cpu_seconds"]) if "cpu_seconds" in ck else None,
-        "batch": s["batch"], "patch": s["patch"], "lr": s["lr"], "lr_step": s["lr_step"],
-        "lr_gamma": s.get("lr_gamma"), "clip_grad": s.get("clip_grad"), "init": s["init"],
+        "batch": s["batch"], "patch": s["patch"], "lr": s["lr"], "schedule": s.get("schedule", "step"),
+        "lr_step": s["lr_step"], "lr_gamma": s.get("lr_gamma"), "lr_final": s.get("lr_final"), "clip_grad": s.get("clip_grad"), "init": s["init"],
         "skip_global": s.get("skip_global", False), "init_from": s["init_from"], "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
@@ -67,13 +67,15 @@ def guard_gains(folder: Path, data_root: Path) -> dict | None:
     return gains
 
 
-def export(checkpoint, out_dir, *, evaluation: dict | None = None, dtype: str = "float16",
+def export(checkpoint, out_dir, *, ema: bool = False, evaluation: dict | None = None, dtype: str = "float16",
            data_root="../shared/data") -> Path:
     """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer),
-    including the guard gains (:func:`guard_gains`) measured on the exported weights."""
+    including the guard gains (:func:`guard_gains`) measured on the exported weights. With
+    ``ema``, the moving average of the weights is exported instead of the last weights."""
     ck = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ck)
+    model = model_from_checkpoint(ck, ema=ema)
     record = record_for(ck)
+    record["weights"] = f"moving average, decay {ck['settings']['ema']}" if ema else "last step"
     if ck["settings"].get("init_from"):
         # the lineage: what the warm start itself was trained on, and how long
         try:

@@ -1,4 +1,5 @@
-"""The training loop: L1 loss, Adam, step decay, atomic checkpoints, exact resume, validation.
+"""The training loop: L1 loss, Adam, a planned learning rate, an EMA of the weights, atomic
+checkpoints, exact resume, validation.
 
 Runs on one process or under ``torchrun`` (DDP, gloo on CPU / nccl on CUDA). Everything random
 is a function of (seed, step), so ``resume`` continues bit for bit on the CPU.
@@ -7,6 +8,7 @@ is a function of (seed, step), so ``resume`` continues bit for bit on the CPU.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import time
@@ -30,7 +32,8 @@ from .metrics import psnr
 
 VAL_QUALITIES = (10, 30, 50, 90)
 VAL_CROP = 256
-LOG_HEADER = "step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_s\n"
+LOG_HEADER = "step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_s,val_ema_psnr\n"
+SCHEDULES = ("step", "cosine")
 
 
 @dataclass
@@ -45,8 +48,11 @@ class TrainSettings:
     batch: int = 16
     patch: int = 64
     lr: float = 5e-4
+    schedule: str = "step"  # "step": × lr_gamma every lr_step steps; "cosine": lr to lr_final over the budget
     lr_step: int = 20000
     lr_gamma: float = 0.1
+    lr_final: float = 1e-5
+    ema: float = 0.0  # decay of the exponential moving average of the weights (0: none)
     init: str = "default"  # or "gaussian": N(0, 0.01) as in the paper
     skip_global: bool = False  # QGCN only: train without the global branch (the 64×64 stage)
     clip_grad: float = 0.5  # max gradient norm: keeps high learning rates from blowing up
@@ -58,6 +64,22 @@ class TrainSettings:
     checkpoint_minutes: float = 5.0
     init_from: str | None = None
     variety: dict = field(default_factory=lambda: asdict(JpegVariety()))
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "cosine" and self.steps is None and self.minutes is None:
+            raise ValueError("the cosine schedule needs a budget to plan for: give steps or minutes")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema}")
+
+    def learning_rate(self, step: int, elapsed: float) -> float:
+        """The rate for ``step``; a cosine plan follows whichever budget (steps, minutes) is
+        used up faster, so a run stopped by its time budget still ends at ``lr_final``."""
+        if self.schedule == "step":
+            return self.lr * self.lr_gamma ** (step // self.lr_step)
+        done = max(step / self.steps if self.steps else 0.0, elapsed / (60 * self.minutes) if self.minutes else 0.0)
+        return self.lr_final + (self.lr - self.lr_final) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
 
 class TrainingDataError(ValueError):
@@ -151,18 +173,20 @@ class Trainer:
             self.model.load_state_dict(load_model(s.init_from, colour=not s.gray).state_dict())
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=s.lr_step, gamma=s.lr_gamma)
+        self.ema = torch.optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)) if s.ema else None
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
 
     def resume(self) -> bool:
-        """Continue from the run folder's checkpoint, if there is one (model, optimizer,
-        scheduler, random state and counters)."""
+        """Continue from the run folder's checkpoint, if there is one (model, EMA, optimizer,
+        random state and counters; the learning rate follows from the counters)."""
         if not self.checkpoint_path.exists():
             return False
         ck = load_checkpoint(self.checkpoint_path)
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
-        self.scheduler.load_state_dict(ck["scheduler"])
+        if self.ema is not None and "ema" in ck:
+            self.ema.load_state_dict(ck["ema"])
         torch.set_rng_state(ck["rng"])
         self.step, self.elapsed, self.cpu_seconds = ck["step"], ck["elapsed"], ck.get("cpu_seconds", 0.0)
         self.resumed_at = [*ck.get("resumed_at", []), self.step]
@@ -192,22 +216,27 @@ class Trainer:
         loss.backward()
         if self.s.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip_grad)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.s.learning_rate(self.step, self.elapsed)
         self.optimizer.step()
-        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step += 1
         return loss.item()
 
     def validate(self, losses: list[float], data_wait_share: float) -> None:
-        val, base = self.validator(self.model, self.device) if self.validator else (float("nan"), float("nan"))
+        nan = (float("nan"), float("nan"))
+        val, base = self.validator(self.model, self.device) if self.validator else nan
+        val_ema = self.validator(self.ema.module, self.device)[0] if self.validator and self.ema else float("nan")
         with open(self.log_path, "a", newline="") as f:
-            csv.writer(f).writerow([self.step, f"{np.mean(losses):.5f}", f"{self.scheduler.get_last_lr()[0]:.3g}",
+            csv.writer(f).writerow([self.step, f"{np.mean(losses):.5f}", f"{self.optimizer.param_groups[0]['lr']:.3g}",
                                     f"{val:.3f}", f"{base:.3f}", f"{self.elapsed:.0f}", f"{data_wait_share:.3f}",
-                                    f"{self.cpu_seconds:.1f}"])
+                                    f"{self.cpu_seconds:.1f}", f"{val_ema:.3f}"])
 
     def save(self, ranks_identical=None) -> None:
         if self.rank == 0:
             save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                             "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(),
+                             "ema": self.ema.state_dict() if self.ema else None, "rng": torch.get_rng_state(),
                              "step": self.step, "elapsed": self.elapsed, "cpu_seconds": self.cpu_seconds,
                              "settings": asdict(self.s), "config": self.config.to_dict(), "world_size": self.world,
                              "ranks_identical": ranks_identical, "resumed_at": self.resumed_at}, self.checkpoint_path)

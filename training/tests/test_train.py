@@ -43,9 +43,16 @@ def test_short_run_beats_the_jpeg_input(pool_dir, tmp_path, real_pair):
         assert psnr(restored, crop) > psnr(np.asarray(im), crop) + 0.05
 
 
-def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path):
-    # the learning rate halves every 5 steps: a resume that lost the scheduler's state would differ
-    steps = ["--steps", "12", "--checkpoint-minutes", "0", "--lr-step", "5", "--lr-gamma", "0.5"]
+# each plan changes the rate within the 12 steps: a resume that lost its place in the plan would differ
+SCHEDULES = {"step": ["--lr-step", "5", "--lr-gamma", "0.5"],
+             "cosine+ema": ["--schedule", "cosine", "--lr-final", "1e-5", "--ema", "0.9"]}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path, schedule):
+    from qgcn_training.train import TrainSettings
+
+    steps = ["--steps", "12", "--checkpoint-minutes", "0", *SCHEDULES[schedule]]
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     _train(["--data", str(pool_dir), "--out", str(straight), *BASE, *steps])
     cmd = [sys.executable, "-m", "qgcn_training.cli", "train", "--data", str(pool_dir), "--out", str(broken),
@@ -63,9 +70,61 @@ def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path):
     _train(["--data", str(pool_dir), "--out", str(broken), *BASE, *steps, "--resume"])
     a, b = _weights(straight), _weights(broken)
     assert b["step"] == 12 and b["resumed_at"] == [killed_at] and a["resumed_at"] == []  # it did resume
-    assert b["scheduler"] == a["scheduler"] and b["optimizer"]["param_groups"][0]["lr"] == pytest.approx(5e-4 * 0.5**2)
+    settings = TrainSettings(**a["settings"])
+    last_lr = b["optimizer"]["param_groups"][0]["lr"]
+    assert last_lr == a["optimizer"]["param_groups"][0]["lr"] == settings.learning_rate(11, 0.0)
+    assert last_lr < settings.lr / 2  # the plan did lower the rate
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    if a["ema"] is not None:
+        assert a["ema"].keys() == b["ema"].keys()
+        for k in a["ema"]:
+            assert torch.equal(a["ema"][k], b["ema"][k]), k
+        assert any(not torch.equal(a["ema"]["module." + k], v) for k, v in a["model"].items())  # it averaged
+
+
+def test_cosine_plan_runs_from_lr_to_lr_final_over_whichever_budget_ends_first():
+    from qgcn_training.train import TrainSettings
+
+    by_steps = TrainSettings(data=[], out="x", schedule="cosine", lr=1e-3, lr_final=1e-5, steps=100)
+    rates = [by_steps.learning_rate(k, 0.0) for k in range(101)]
+    assert rates[0] == 1e-3 and rates[100] == pytest.approx(1e-5) and rates[50] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    by_time = TrainSettings(data=[], out="x", schedule="cosine", lr=1e-3, lr_final=1e-5, steps=10**6, minutes=10)
+    assert by_time.learning_rate(10, 300.0) == pytest.approx(rates[50])  # half the minutes, few steps
+    assert by_time.learning_rate(10, 3600.0) == pytest.approx(1e-5)  # past the budget: stays at the floor
+    step = TrainSettings(data=[], out="x", lr=1e-3, lr_step=10, lr_gamma=0.5)
+    assert [step.learning_rate(k, 0.0) for k in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--schedule", "cosine"], "needs a budget"),
+    (["--ema", "1.5", "--steps", "1"], "ema must be a decay"),
+])
+def test_train_rejects_impossible_settings_before_any_work(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_ema_writes_the_moving_average(pool_dir, tmp_path):
+    from napari_jpeg_restore.weights import load_model
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "run"), *BASE, "--steps", "3", "--ema", "0.5"])
+    ck = tmp_path / "run" / "checkpoint.pt"
+    for flag, folder in (([], "last"), (["--ema"], "ema")):
+        result = CliRunner().invoke(main, ["export", str(ck), "--out", str(tmp_path / folder), *flag])
+        assert result.exit_code == 0, result.output
+    saved = _weights(tmp_path / "run")
+    last, ema = (load_model(tmp_path / f, colour=True) for f in ("last", "ema"))
+    assert ema.record["weights"] == "moving average, decay 0.5" and last.record["weights"] == "last step"
+    for k, v in ema.state_dict().items():
+        torch.testing.assert_close(v, saved["ema"]["module." + k].half().float(), atol=0, rtol=0)
+    assert any(not torch.equal(v, last.state_dict()[k]) for k, v in ema.state_dict().items())
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "plain"), *BASE, "--steps", "1"])
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "plain" / "checkpoint.pt"), "--out",
+                                       str(tmp_path / "x"), "--ema"])
+    assert result.exit_code == 1 and "checkpoint.pt: this checkpoint has no moving average" in result.output
 
 
 def test_two_process_ddp_matches_one_process(pool_dir, tmp_path):
@@ -170,6 +229,22 @@ def test_every_variant_trains_and_restores_a_real_jpeg(pool_dir, tmp_path, real_
     out = restore(coded, model=str(tmp_path / "w"))
     assert out.size == coded.size and out.mode == coded.mode
     assert not np.array_equal(np.asarray(out), np.asarray(coded))  # the network's correction reached the pixels
+
+
+def test_unet_preset_trains_with_its_global_branch_and_restores(pool_dir, tmp_path, real_pair):
+    from napari_jpeg_restore import restore
+
+    args = ["--data", str(pool_dir), *BASE, "--preset", "unet", "--variant", "qgcn", "--steps", "2"]
+    _train([*args, "--out", str(tmp_path / "run")])
+    ck = _weights(tmp_path / "run")
+    assert ck["config"]["body"] == "unet" and not ck["settings"]["skip_global"]
+    assert any(k.startswith("global_branch.") for k in ck["model"])
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "checkpoint.pt"), "--out",
+                                       str(tmp_path / "w"), "--data-root", str(tmp_path / "no-data")])
+    assert result.exit_code == 0, result.output
+    coded = encode_jpeg(Image.fromarray(np.ascontiguousarray(real_pair[:72, :88])), quality=20)
+    out = restore(coded, model=str(tmp_path / "w"))
+    assert out.size == coded.size and not np.array_equal(np.asarray(out), np.asarray(coded))
 
 
 def test_too_few_images_for_the_holdout_is_a_clear_error(pool_dir, tmp_path):
