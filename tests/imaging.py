@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,3 +19,10 @@ def data_image(name: str, mode: str = "RGB") -> Image.Image:
         pytest.skip(f"{path} not found (tests read ../shared/data beside the repository)")
     with Image.open(path) as im:
         return im.convert(mode)
+
+
+def assert_same_pixels(a, b) -> None:
+    """Tiled and whole-image results agree to one grey level (float rounding at tile edges)."""
+    a, b = np.asarray(a, dtype=np.int32), np.asarray(b, dtype=np.int32)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= 1, f"max |diff| {np.abs(a - b).max()} at {np.unravel_index(np.abs(a - b).argmax(), a.shape)}"

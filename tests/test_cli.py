@@ -54,21 +54,39 @@ def test_folders_recursive_outputs_and_untouched_inputs(tmp_path, random_weights
     assert not list((tmp_path / "out").rglob("*.partial"))
 
 
-@pytest.mark.parametrize("fmt, suffix", [("tiff", ".tiff"), ("webp", ".webp")])
-def test_lossless_formats_keep_exif_icc_and_turn_upright(tmp_path, random_weights, fmt, suffix):
+@pytest.mark.parametrize("fmt, suffix", [("png", ".png"), ("tiff", ".tiff"), ("webp", ".webp")])
+def test_every_format_keeps_what_restore_keeps_and_turns_upright(tmp_path, random_weights, fmt, suffix):
     exif = Image.Exif()
     exif[0x0112] = 8
     exif[0x010E] = "kept"
     icc = Image.new("RGB", (1, 1)).info.get("icc_profile") or b"\0" * 132
-    PHOTO.save(tmp_path / "r.jpg", quality=25, exif=exif, icc_profile=icc)
+    PHOTO.save(tmp_path / "r.jpg", quality=25, exif=exif, icc_profile=icc, dpi=(300, 150))
     result = run([str(tmp_path / "r.jpg"), "-o", str(tmp_path / "out"), "--format", fmt], random_weights)
     assert result.exit_code == 0, result.output
-    restored = np.asarray(Image.open(tmp_path / "r.jpg").convert("RGB"))
     with Image.open(tmp_path / "out" / f"r{suffix}") as im:
         assert im.size == (PHOTO.height, PHOTO.width)  # orientation 8 shown upright
-        assert im.getexif().get(0x010E) == "kept" and 0x0112 not in im.getexif()
+        out_exif = im.getexif()
+        assert out_exif.get(0x010E) == "kept" and 0x0112 not in out_exif
         assert im.info.get("icc_profile") == icc
-        assert np.asarray(im.convert("RGB")).shape == np.rot90(restored).shape
+        # the dpi turns with the picture; WebP has no field for it, so it rides in the EXIF
+        dpi = im.info.get("dpi") or (out_exif.get(0x011A), out_exif.get(0x011B))
+        assert tuple(round(float(d)) for d in dpi) == (150, 300)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_outputs_are_the_restored_pixels_turned_upright(tmp_path, random_weights, orientation):
+    from PIL import ImageOps
+
+    from napari_jpeg_restore import restore
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    PHOTO.save(tmp_path / "r.jpg", quality=25, exif=exif)
+    result = run([str(tmp_path / "r.jpg"), "-o", str(tmp_path / "out")], random_weights)
+    assert result.exit_code == 0, result.output
+    restored = restore(Image.open(tmp_path / "r.jpg"), model=random_weights["colour"])  # on the stored grid
+    with Image.open(tmp_path / "out" / "r.png") as im:
+        assert np.array_equal(np.asarray(im), np.asarray(ImageOps.exif_transpose(restored)))
 
 
 def test_existing_outputs_overwrite_and_skip(tmp_path, random_weights):
@@ -81,8 +99,38 @@ def test_existing_outputs_overwrite_and_skip(tmp_path, random_weights):
     skipped = run([str(tmp_path / "a.jpg"), "-o", str(out), "--skip-existing"], random_weights)
     assert skipped.exit_code == 0 and "0 restored, 1 skipped" in skipped.output
     (out / "a.png").write_bytes(b"stale")
+    held = tmp_path / "held-by-a-reader"
+    held.hardlink_to(out / "a.png")
     assert run([str(tmp_path / "a.jpg"), "-o", str(out), "--overwrite"], random_weights).exit_code == 0
     assert digest(out / "a.png") == first
+    # written beside and renamed over: the old file was replaced whole, never rewritten in place
+    assert held.read_bytes() == b"stale" and not list(out.glob("*.partial"))
+
+
+def test_shards_together_make_exactly_one_run(tmp_path, random_weights):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for i in range(7):
+        PHOTO.rotate(90 * i, expand=True).save(src / ("sub" if i % 2 else ".") / f"p{i}.jpg", quality=20 + 5 * i)
+    one = tmp_path / "one"
+    assert run([str(src), "-o", str(one), "-r"], random_weights).exit_code == 0
+    shards = tmp_path / "shards"
+    counts = []
+    for k in (1, 2, 3):
+        result = run([str(src), "-o", str(shards), "-r", "--shard", f"{k}/3"], random_weights)
+        assert result.exit_code == 0, result.output
+        counts.append(int(result.output.split(" restored")[0].split()[-1]))
+    assert sorted(counts) == [2, 2, 3]  # disjoint: 7 files, each restored once
+    files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert files == sorted(p.relative_to(shards) for p in shards.rglob("*.png")) and len(files) == 7
+    assert all(digest(one / f) == digest(shards / f) for f in files)
+    # a failed shard is simply run again
+    (shards / files[0]).unlink()
+    again = [run([str(src), "-o", str(shards), "-r", "--shard", f"{k}/3", "--skip-existing"], random_weights)
+             for k in (1, 2, 3)]
+    assert sum("1 restored" in r.output for r in again) == 1 and digest(shards / files[0]) == digest(one / files[0])
+    bad = run([str(src), "-o", str(shards), "--shard", "4/3"], random_weights)
+    assert bad.exit_code == 2 and "K must be in 1..N" in bad.output
 
 
 def test_never_overwrites_an_input(tmp_path, random_weights):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from imaging import data_image, jpeg, psnr
+from imaging import assert_same_pixels, data_image, jpeg, psnr
 from napari_jpeg_restore import JpegError, QGCNRestore, RestoreCancelled, restore
 from napari_jpeg_restore import BlindModeWarning
 
@@ -61,6 +61,19 @@ def test_converted_image_falls_back_to_blind_mode_with_a_warning(tmp_path, photo
         restore(img, model=random_weights["colour"])
 
 
+@pytest.mark.parametrize("dy, dx", [(3, 5), (6, 1)])
+def test_blind_restore_of_a_crop_follows_the_original_block_grid(random_weights, dy, dx):
+    coded = jpeg(data_image("LIVE1/parrots.png").crop((0, 0, 256, 192)), quality=20)
+    whole = restore(coded, model=random_weights["colour"], tile=0)
+    crop = coded.crop((dx, dy, coded.width, coded.height))  # a plain image: its blocks start at (-dy, -dx)
+    with pytest.warns(BlindModeWarning):
+        out = restore(crop, model=random_weights["colour"], tile=0)
+    # the grid offset reached the engine and the padding put block edges back on multiples of 8:
+    # away from the cut edges (16 px) the crop restores exactly as the same pixels of the whole
+    assert_same_pixels(np.asarray(out)[16:, 16:], np.asarray(whole)[dy + 16 :, dx + 16 :])
+    assert psnr(out, crop) < 35  # the random weights change the image a lot, so any misfit would show
+
+
 def test_never_jpeg_comes_back_unchanged(random_weights):
     png = data_image("LIVE1/caps.png")
     with pytest.warns(BlindModeWarning, match="returned unchanged"):
@@ -85,10 +98,18 @@ def test_gray_rgba_and_la(tmp_path, photo, random_weights):
 
 
 def test_one_pixel_and_odd_images(random_weights):
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.jpeg import facts_from_image
+    from napari_jpeg_restore.weights import load_model
+
+    engine = Engine(load_model(random_weights["colour"], colour=True))
     for size in [(1, 1), (13, 7)]:
         img = jpeg(Image.new("RGB", size, (200, 30, 90)), quality=10)
         out = restore(img, model=random_weights["colour"])
         assert out.size == size and out.mode == "RGB"
+        # the face hands the file's pixels and tables to the engine and nothing else
+        expected = engine.run(np.asarray(img), facts_from_image(img))
+        assert np.array_equal(np.asarray(out), expected) and not np.array_equal(expected, np.asarray(img))
 
 
 def test_unsupported_modes_and_files(tmp_path, photo, random_weights):

@@ -22,6 +22,40 @@ def test_pillow_tables_read_by_component(quality):
     np.testing.assert_array_equal(facts.tables[2], chroma)
 
 
+def _luma_on_table_one(data: bytes) -> bytes:
+    """The same JPEG with its two tables' ids swapped: the file lists table 0 (now chroma) first
+    and the luma component refers to table 1, so neither file order nor component index finds it."""
+    out, i, dqts = bytearray(data[:2]), 2, []
+    while data[i + 1] != 0xDA:  # up to the scan; the entropy-coded data follows unchanged
+        seg = bytearray(data[i : i + 4 + int.from_bytes(data[i + 2 : i + 4], "big") - 2])
+        i += len(seg)
+        if seg[1] == 0xDB:
+            assert len(seg) == 4 + 1 + 64, "libjpeg writes one 8-bit table per DQT segment"
+            seg[4] ^= 1
+            dqts.append(seg)
+            if len(dqts) == 2:
+                out += dqts[1] + dqts[0]  # table 0 first in the file, as encoders usually order them
+            continue
+        if seg[1] in (0xC0, 0xC1, 0xC2):
+            for c in range(seg[9]):
+                seg[10 + 3 * c + 2] ^= 1
+        out += seg
+    return bytes(out + data[i:])
+
+
+def test_tables_found_by_the_components_table_ids_not_by_order():
+    original = io.BytesIO()
+    Image.fromarray(NOISE).save(original, "JPEG", quality=30)
+    swapped = Image.open(io.BytesIO(_luma_on_table_one(original.getvalue())))
+    np.testing.assert_array_equal(np.asarray(swapped), np.asarray(Image.open(original)))  # the same image
+    assert list(swapped.quantization) == [0, 1]  # the file lists table 0 (chroma) first
+    facts = facts_from_image(swapped)
+    luma, chroma = ijg_tables(30)
+    assert facts.table_ids == (1, 0, 0)
+    np.testing.assert_array_equal(facts.tables[0], luma)
+    np.testing.assert_array_equal(facts.tables[1], chroma)
+
+
 @pytest.mark.parametrize(
     "code, sampling, block, mcu",
     [("444", (1, 1), (8, 8), (8, 8)), ("422", (2, 1), (8, 16), (8, 16)), ("420", (2, 2), (16, 16), (16, 16)),

@@ -40,16 +40,18 @@ def test_reader_keeps_tables_ids_and_sampling(jpg):
     assert meta["orientation"] == 1
 
 
-def test_reader_shows_exif_rotated_files_upright_and_restores_on_the_stored_grid(tmp_path, random_weights):
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_reader_shows_exif_rotated_files_upright_and_restores_on_the_stored_grid(tmp_path, random_weights, orientation):
     exif = Image.Exif()
-    exif[0x0112] = 6
+    exif[0x0112] = orientation
     path = tmp_path / "rotated.jpg"
     data_image("LIVE1/parrots.png").crop((0, 0, 120, 72)).save(path, quality=15, exif=exif)
     ((data, kwargs, _),) = napari_get_reader(str(path))(str(path))
-    assert data.shape == (120, 72, 3) and np.array_equal(data, np.asarray(ImageOps.exif_transpose(Image.open(path))))
+    assert np.array_equal(data, np.asarray(ImageOps.exif_transpose(Image.open(path))))
     out = run(restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], options=opts(random_weights["colour"])))
-    expected = np.asarray(restore(Image.open(path), options=opts(random_weights["colour"])))  # stored orientation
-    assert np.array_equal(out, np.rot90(expected, -1))
+    restored = restore(Image.open(path), options=opts(random_weights["colour"]))  # stored orientation, EXIF kept
+    assert restored.getexif()[0x0112] == orientation
+    assert np.array_equal(out, np.asarray(ImageOps.exif_transpose(restored)))
 
 
 def test_sample_is_a_quality_10_jpeg():
@@ -93,17 +95,28 @@ def test_stacks_frame_by_frame_and_progress(jpg, random_weights):
 
 def test_gray_stack_and_bad_layers(random_weights):
     gray = np.asarray(Image.open(_gray_jpeg()))
-    out = run(restore_layer_data(np.stack([gray] * 2), rgb=False, quality=30, options=opts(random_weights["gray"])))
-    assert out.shape == (2, *gray.shape)
+    stack = np.stack([gray, gray[::-1].copy()])
+    out = run(restore_layer_data(stack, rgb=False, quality=30, options=opts(random_weights["gray"])))
+    for frame, restored in zip(stack, out):  # each frame restored on its own, as restore() does
+        expected = restore(Image.fromarray(frame), quantization=facts_from_image(Image.open(_gray_jpeg())), options=opts(random_weights["gray"]))
+        assert np.array_equal(restored, np.asarray(expected))
+    assert not np.array_equal(out[0], gray)
     with pytest.raises(LayerError, match="float32 data; only 8-bit"):
         run(restore_layer_data(gray.astype(np.float32), rgb=False))
 
 
 def test_closing_the_generator_stops_between_tiles(jpg, random_weights):
-    gen = restore_layer_data(np.asarray(Image.open(jpg)), rgb=True, quality=20, options=opts(random_weights["colour"], tile=96))
-    next(gen)
-    next(gen)
-    gen.close()  # what the Stop button does; nothing is returned
+    import torch
+
+    threads = torch.get_num_threads()
+    gen = restore_layer_data(np.asarray(Image.open(jpg)), rgb=True, quality=20,
+                             options=opts(random_weights["colour"], tile=96, threads=1))
+    (done, total), second = next(gen), next(gen)
+    assert done == 0 and second == (1, total) and total > 2
+    gen.close()  # what the Stop button does
+    with pytest.raises(StopIteration):
+        next(gen)  # it stopped; no further tiles run
+    assert torch.get_num_threads() == threads  # and cleaned up after itself
 
 
 def _gray_jpeg():
@@ -113,3 +126,33 @@ def _gray_jpeg():
     data_image("LIVE1/caps.png", "L").crop((0, 0, 100, 60)).save(buf, "JPEG", quality=30)
     buf.seek(0)
     return buf
+
+
+def test_preview_box_follows_the_view_on_the_block_grid_and_caps_its_size():
+    from napari_jpeg_restore.layer_data import PREVIEW_PIXELS, preview_box
+
+    assert preview_box((512, 768), ((-10, -10), (100, 99))) == (0, 104, 0, 104)
+    y0, y1, x0, x1 = preview_box((4000, 6000), ((0, 0), (3999, 5999)))  # zoomed out on 24 MP
+    assert all(v % 8 == 0 for v in (y0, y1, x0, x1)) and (y1 - y0) * (x1 - x0) <= PREVIEW_PIXELS
+    assert abs((y0 + y1) / 2 - 2000) <= 8 and abs((x0 + x1) / 2 - 3000) <= 8  # around the centre
+    assert abs((x1 - x0) / (y1 - y0) - 1.5) < 0.02  # the view's shape
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_region_runs_only_its_tiles_and_equals_the_whole_run_there(tmp_path, random_weights, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "a.jpg"
+    data_image("LIVE1/bikes.png").save(path, quality=20, exif=exif)
+    ((data, kwargs, _),) = napari_get_reader(str(path))(str(path))
+    options = opts(random_weights["colour"], tile=128)
+    whole_gen = restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], options=options)
+    whole = run(whole_gen)
+    region = (200, 264, 96, 200)
+    gen = restore_layer_data(data, rgb=True, metadata=kwargs["metadata"], options=options, region=region)
+    total = next(gen)[1]
+    part = run(gen)
+    assert total <= 6  # the tiles that cover the region, not the whole image's
+    y0, y1, x0, x1 = region
+    assert np.array_equal(part[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+    assert np.array_equal(part[:50], data[:50]) and not np.array_equal(whole[:50], data[:50])

@@ -32,7 +32,11 @@ def test_variants_shapes(variant, colour, body):
     x = torch.rand(2, cfg.image_channels + cfg.map_channels, 48, 32)
     g = torch.rand(2, x.shape[1], 112, 112) if cfg.has_global else None
     with torch.no_grad():
-        assert model(x, g).shape == (2, n_img, 48, 32)
+        y = model(x, g)
+        assert y.shape == (2, n_img, 48, 32)
+        # samples never mix in a batch; the output is the image plus a correction
+        torch.testing.assert_close(y[1:], model(x[1:], None if g is None else g[1:]), atol=1e-5, rtol=1e-4)
+        assert 0 < (y - x[:, :n_img]).abs().mean() < 1
     assert (getattr(model, "global_branch", None) is not None) == (variant == "qgcn")
 
 

@@ -130,3 +130,30 @@ def test_widget_offers_every_option(make_napari_viewer, errors):
     w._image.value = layer
     w.run()
     assert w.worker is None and "twice the overlap" in errors[-1] and len(viewer.layers) == 1
+
+
+def test_preview_restores_the_view_as_run_would_and_run_replaces_it(make_napari_viewer, qtbot, random_weights,
+                                                                       errors, tmp_path):
+    path = tmp_path / "bikes.jpg"
+    data_image("LIVE1/bikes.png").save(path, quality=20)  # 768×512: several tiles of 256
+    viewer = make_napari_viewer(show=True)  # a drawn canvas tells each layer what is in view
+    (layer,) = viewer.open(str(path), plugin="napari-jpeg-restore")
+    layer.scale = (2.0, 2.0)
+    w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    w._tile.value = 256
+    viewer.camera.center = (2 * 300, 2 * 500)
+    viewer.camera.zoom = 4 * viewer.camera.zoom  # a close-up: a part of the image in view
+    qtbot.waitUntil(lambda: layer.corner_pixels[1, 0] - layer.corner_pixels[0, 0] < 511, timeout=10_000)
+    w.preview()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert not errors
+    shown = viewer.layers["bikes preview"]
+    y0, y1, x0, x1 = shown.metadata["region"]
+    assert y0 % 8 == 0 and x0 % 8 == 0 and (y1 - y0) * (x1 - x0) < 768 * 512 / 4
+    assert y0 <= 300 < y1 and x0 <= 500 < x1  # the view's centre is in it
+    assert tuple(shown.translate) == (2.0 * y0, 2.0 * x0) and tuple(shown.scale) == (2.0, 2.0)
+    whole = np.asarray(restore(Image.open(path), model=random_weights["colour"], tile=256))
+    assert np.array_equal(shown.data, whole[y0:y1, x0:x1])
+    _run(w, qtbot)
+    assert [lay.name for lay in viewer.layers] == ["bikes", "bikes restored"]
+    assert np.array_equal(viewer.layers["bikes restored"].data, whole)

@@ -24,3 +24,19 @@ def test_core_imports_no_qt_and_torch_lazily():
             "from napari_jpeg_restore import restore, QGCNRestore; "
             "assert not any(m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_readme_images_resolve_on_the_package_page():
+    """The index and the napari hub render the README from the wheel's metadata, away from the
+    repository: every image is an absolute URL to a file that exists in the source repository."""
+    import re
+    import tomllib
+
+    source = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Source Code"]
+    raw = source.replace("https://github.com/", "https://raw.githubusercontent.com/") + "/main/"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)|<img [^>]*src=\"([^\"]+)\"", (ROOT / "README.md").read_text())
+    urls = [a or b for a, b in images]
+    assert urls
+    for url in urls:
+        assert url.startswith(raw), url
+        assert (ROOT / url.removeprefix(raw)).is_file(), url

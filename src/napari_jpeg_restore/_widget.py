@@ -3,12 +3,13 @@ run in a napari thread worker with a progress bar and a Stop button."""
 
 from __future__ import annotations
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, create_widget
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from .layer_data import restore_layer_data
+from .layer_data import frame_shape, preview_box, restore_layer_data
 from .options import DEFAULTS, PRECISIONS, RestoreOptions, option_help
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
@@ -32,40 +33,68 @@ class RestoreWidget(Container):
                                    tooltip=option_help("precision"))
         self._strength = FloatSpinBox(label="strength", min=0.25, max=4.0, step=0.05, value=DEFAULTS.strength,
                                       tooltip=option_help("strength"))
+        self._preview = PushButton(text="Preview", tooltip="Restore only the part in view (at most ~1 MP), into "
+                                   "a temporary layer: try the settings before the whole image.")
         self._run = PushButton(text="Run")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
         self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._overlap,
-                     self._threads, self._precision, self._strength, self._run, self._stop, self._status])
+                     self._threads, self._precision, self._strength, self._preview, self._run, self._stop,
+                     self._status])
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
+        self._preview.clicked.connect(self.preview)
         self._run.clicked.connect(self.run)
         self._stop.clicked.connect(self.stop)
         self.worker = None
         self._bar = None
 
     def run(self):
+        """Restore the whole layer into a new layer (replacing any preview)."""
+        layer, options = self._layer_and_options()
+        if layer is not None:
+            self._start(layer, layer.data, options, None, lambda data: self._add_result(layer, data),
+                        f"Restoring {layer.name}")
+
+    def preview(self):
+        """Restore the part of the layer in view (the current frame of a stack) into a temporary layer."""
+        layer, options = self._layer_and_options()
+        if layer is None:
+            return
+        data = layer.data
+        if data.ndim > (3 if layer.rgb else 2):  # a stack: the frame on screen
+            step = int(round(layer.world_to_data(self._viewer.dims.point)[0]))
+            data = data[min(max(step, 0), data.shape[0] - 1)]
+        box = preview_box(frame_shape(data, layer.rgb), layer.corner_pixels[:, -2:])
+        # tiles are what keep a preview small: a whole-image setting previews with the default tile
+        options = options.replace(tile=options.tile or DEFAULTS.tile)
+        self._start(layer, data, options, box, lambda out: self._show_preview(layer, out, box),
+                    f"Previewing {layer.name}")
+
+    def _layer_and_options(self):
         layer = self._image.value
         if layer is None:
             show_error("Remove JPEG artifacts: choose an image layer first")
-            return
+            return None, None
         try:
-            options = self.options()
+            return layer, self.options()
         except ValueError as exc:
             show_error(f"Remove JPEG artifacts: {exc}")
-            return
+            return None, None
+
+    def _start(self, layer, data, options, region, on_result, what):
         source = getattr(getattr(layer, "source", None), "path", None)
         self.worker = create_worker(
-            restore_layer_data, layer.data, rgb=layer.rgb, metadata=dict(layer.metadata), source_path=source,
+            restore_layer_data, data, rgb=layer.rgb, metadata=dict(layer.metadata), source_path=source,
             quality=self._quality.value if self._tables.value == FROM_QUALITY else None, options=options,
-            _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
-        self._bar = progress(total=0, desc=f"Restoring {layer.name}")
+            region=region, _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
+        self._bar = progress(total=0, desc=what)
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda data: self._add_result(layer, data))
+        self.worker.returned.connect(on_result)
         self.worker.errored.connect(lambda exc: show_error(f"Remove JPEG artifacts: {exc}"))
         self.worker.aborted.connect(lambda: show_info(f"Remove JPEG artifacts: stopped, {layer.name} unchanged"))
         self.worker.finished.connect(self._on_finished)
-        self._run.enabled, self._stop.enabled = False, True
-        self._status.value = f"restoring {layer.name}…"
+        self._run.enabled, self._preview.enabled, self._stop.enabled = False, False, True
+        self._status.value = f"{what[0].lower()}{what[1:]}…"
         self.worker.start()
 
     def options(self) -> RestoreOptions:
@@ -84,12 +113,27 @@ class RestoreWidget(Container):
         self._bar.update(done - self._bar.n)
 
     def _add_result(self, layer, data):
+        preview = f"{layer.name} preview"
+        if preview in self._viewer.layers:
+            self._viewer.layers.remove(preview)
         self._viewer.add_image(data, name=f"{layer.name} restored", rgb=layer.rgb, scale=layer.scale,
                                translate=layer.translate, metadata={"restored_from": layer.name})
+
+    def _show_preview(self, layer, frame, box):
+        y0, y1, x0, x1 = box
+        scale = np.asarray(layer.scale[-2:])
+        translate = np.asarray(layer.translate[-2:]) + np.array([y0, x0]) * scale
+        crop, name = frame[y0:y1, x0:x1], f"{layer.name} preview"
+        meta = {"preview_of": layer.name, "region": [int(v) for v in box]}
+        if name in self._viewer.layers:
+            shown = self._viewer.layers[name]
+            shown.data, shown.translate, shown.metadata = crop, translate, meta
+        else:
+            self._viewer.add_image(crop, name=name, rgb=layer.rgb, scale=scale, translate=translate, metadata=meta)
 
     def _on_finished(self):
         if self._bar is not None:
             self._bar.close()
-        self._run.enabled, self._stop.enabled = True, False
+        self._run.enabled, self._preview.enabled, self._stop.enabled = True, True, False
         self._status.value = ""
         self.worker = None

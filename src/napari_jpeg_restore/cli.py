@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import write_atomically
 from .engine import RestoreCancelled
 from .image_restore import restore
-from .jpeg import JPEG_SUFFIXES
+from .jpeg import JPEG_SUFFIXES, exif_orientation
 from .options import RestoreOptions, click_options
 
 INPUT_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".tif", ".tiff", ".webp", ".bmp"}
@@ -26,6 +26,9 @@ FORMATS = {  # format -> (suffix, Pillow save options): all lossless
     "tiff": (".tiff", {"format": "TIFF", "compression": "tiff_adobe_deflate"}),
     "webp": (".webp", {"format": "WEBP", "lossless": True, "quality": 100}),
 }
+#: Formats with no resolution field of their own: the dpi goes into the EXIF resolution tags.
+DPI_IN_EXIF = ("webp",)
+X_RESOLUTION, Y_RESOLUTION, RESOLUTION_UNIT, INCHES = 0x011A, 0x011B, 0x0128, 2
 
 
 class FileFailed(Exception):
@@ -44,6 +47,25 @@ def find_inputs(paths, recursive: bool) -> list[tuple[Path, Path]]:
         else:
             found.append((p, Path(p.stem)))
     return found
+
+
+def shard_of(jobs: list[tuple[Path, Path]], k: int, n: int) -> list[tuple[Path, Path]]:
+    """Shard ``k`` of ``n`` (1-based): every n-th job in the order of output paths, so shards are
+    disjoint, together cover every job, and agree on any machine that sees the same files."""
+    ordered = sorted(jobs, key=lambda job: (job[1].as_posix(), job[0].as_posix()))
+    return ordered[k - 1 :: n]
+
+
+def _parse_shard(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        k, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not K/N, e.g. 2/8") from None
+    if not 1 <= k <= n:
+        raise click.BadParameter(f"{value!r}: K must be in 1..N")
+    return k, n
 
 
 def open_image(path: Path) -> Image.Image:
@@ -72,16 +94,30 @@ def prepare(im: Image.Image, path: Path) -> Image.Image:
 
 
 def save_output(image: Image.Image, dst: Path, fmt: str) -> None:
-    """Write ``image`` losslessly as ``fmt`` at ``dst``, atomically, with its ICC profile and EXIF."""
+    """Write ``image`` losslessly as ``fmt`` at ``dst``, atomically, with the info ``restore()``
+    keeps (ICC profile, EXIF, dpi)."""
     _, options = FORMATS[fmt]
     dst.parent.mkdir(parents=True, exist_ok=True)
     save = dict(options)
     if image.info.get("icc_profile"):
         save["icc_profile"] = image.info["icc_profile"]
     exif = image.getexif()
+    if "dpi" in image.info:
+        save["dpi"] = image.info["dpi"]
+        if fmt in DPI_IN_EXIF:
+            exif[X_RESOLUTION], exif[Y_RESOLUTION] = (float(d) for d in image.info["dpi"])
+            exif[RESOLUTION_UNIT] = INCHES
     if exif:
         save["exif"] = exif
     write_atomically(dst, lambda tmp: image.save(tmp, **save))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says, the tag dropped and the dpi turned with it."""
+    turned = ImageOps.exif_transpose(image)
+    if exif_orientation(image) >= 5 and "dpi" in turned.info:  # 5..8 swap width and height
+        turned.info["dpi"] = tuple(reversed(turned.info["dpi"]))
+    return turned
 
 
 def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_options: RestoreOptions) -> None:
@@ -96,8 +132,7 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
         raise FileFailed(str(exc) if str(src) in str(exc) else f"{src}: {exc}") from None
     if "exif" in im.info:
         out.info["exif"] = im.info["exif"]
-    out = ImageOps.exif_transpose(out)  # upright; drops the orientation tag, keeps the rest
-    save_output(out, dst, fmt)
+    save_output(upright(out), dst, fmt)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,8 +145,10 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone (continue a stopped run).")
 @click.option("--gray-model", help="Model for grayscale images (default: the shipped gray one).")
+@click.option("--shard", metavar="K/N", callback=_parse_shard,
+              help="Restore only shard K of N (1-based) of the inputs, e.g. one task of a cluster array job.")
 @click_options()
-def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, **restore_options):
+def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, shard, **restore_options):
     """Remove JPEG artifacts from INPUTS (files or folders) into OUTDIR."""
     from tqdm import tqdm
 
@@ -123,7 +160,9 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, *
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     jobs = find_inputs(inputs, recursive)
-    sources = {src.resolve() for src, _ in jobs if src.exists()}
+    sources = {src.resolve() for src, _ in jobs if src.exists()}  # all inputs, not only this shard's
+    if shard:
+        jobs = shard_of(jobs, *shard)
     failures, done, skipped = [], 0, 0
     for src, rel in tqdm(jobs, desc="jpeg-restore", unit="file", disable=None):
         dst = outdir / rel.with_suffix(FORMATS[fmt][0])

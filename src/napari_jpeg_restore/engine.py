@@ -68,6 +68,11 @@ def drive(tiles, progress: Callable[[int, int], None] | None = None, cancel: Cal
             raise RestoreCancelled(f"{source}: cancelled after {done} of {total} tiles")
 
 
+def _shifted(region, top: int, left: int):
+    """A (y0, y1, x0, x1) box of the image in the coordinates of its padded copy."""
+    return None if region is None else (region[0] + top, region[1] + top, region[2] + left, region[3] + left)
+
+
 class Engine:
     """Runs one model on whole images of any size, in overlapping tiles.
 
@@ -101,24 +106,27 @@ class Engine:
         ``progress`` and ``cancel`` as in :func:`drive`."""
         return drive(self.iter_tiles(pixels, facts), progress, cancel, facts.source)
 
-    def tile_count(self, shape: tuple[int, ...], facts: JpegFacts) -> int:
-        """How many tiles :meth:`iter_tiles` runs for an image of this shape."""
+    def tile_count(self, shape: tuple[int, ...], facts: JpegFacts, region=None) -> int:
+        """How many tiles :meth:`iter_tiles` runs for an image of this shape (and region)."""
         top, bottom, left, right = self._padding(shape, facts)
-        return len(self._windows(shape[0] + top + bottom, shape[1] + left + right))
+        return len(self._windows(shape[0] + top + bottom, shape[1] + left + right, _shifted(region, top, left)))
 
-    def iter_tiles(self, pixels: np.ndarray, facts: JpegFacts, *, before: int = 0, of: int | None = None):
+    def iter_tiles(self, pixels: np.ndarray, facts: JpegFacts, *, before: int = 0, of: int | None = None,
+                   region: tuple[int, int, int, int] | None = None):
         """Generator form of :meth:`run`: yields (tiles done, total) before each tile and at the
         end, and returns the restored pixels; closing it stops between tiles. Part of a larger
         job (frames of a stack), ``before`` tiles are done already, ``of`` are counted in all,
-        and the end is yielded only by the part that ends the job.
+        and the end is yielded only by the part that ends the job. With ``region`` (y0, y1, x0,
+        x1), only the tiles that cover it run (a preview): there the result is what the whole run
+        gives; elsewhere the pixels come back as they were.
         """
         import torch
 
         self.io.check(pixels, facts)
         padded, (top, left) = self._pad(pixels, facts)
-        windows = self._windows(*padded.shape[:2])
+        windows = self._windows(*padded.shape[:2], _shifted(region, top, left))
         of = len(windows) if of is None else of
-        out = np.empty_like(padded)
+        out = np.empty_like(padded) if region is None else padded.copy()
         old_threads = torch.get_num_threads()
         precision = self.options.precision
         autocast = torch.autocast(self.device.type, dtype=getattr(torch, precision), enabled=precision != "float32")
@@ -158,8 +166,9 @@ class Engine:
         pad = ((top, bottom), (left, right)) + (((0, 0),) if pixels.ndim == 3 else ())
         return np.pad(pixels, pad, mode="edge"), (top, left)
 
-    def _windows(self, h, w):
-        """(window, core) boxes (y0, y1, x0, x1): cores tile the image, windows add the overlap."""
+    def _windows(self, h, w, region=None):
+        """(window, core) boxes (y0, y1, x0, x1): cores tile the image, windows add the overlap;
+        with ``region``, only those whose core meets it."""
         if not self.tile or (h <= self.tile and w <= self.tile):
             return [((0, h, 0, w), (0, h, 0, w))]
         core, o = self.tile - 2 * self.overlap, self.overlap
@@ -167,6 +176,8 @@ class Engine:
         for cy in range(0, h, core):
             for cx in range(0, w, core):
                 cy1, cx1 = min(cy + core, h), min(cx + core, w)
+                if region and not (cy < region[1] and region[0] < cy1 and cx < region[3] and region[2] < cx1):
+                    continue
                 win = (max(cy - o, 0), min(cy1 + o, h), max(cx - o, 0), min(cx1 + o, w))
                 boxes.append((win, (cy, cy1, cx, cx1)))
         return boxes

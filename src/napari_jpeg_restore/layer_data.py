@@ -9,12 +9,19 @@ upright again after (the product's orientation rule).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .engine import Engine
 from .jpeg import to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
 from .table_sources import estimate_facts, find_tables
+
+
+#: The most pixels a preview restores: a few seconds on a laptop's CPU.
+PREVIEW_PIXELS = 1_000_000
+BLOCK = 8
 
 
 class LayerError(ValueError):
@@ -25,10 +32,42 @@ def frame_shape(data: np.ndarray, rgb: bool) -> tuple[int, ...]:
     return data.shape[-3:] if rgb else data.shape[-2:]
 
 
+def preview_box(shape, corners, max_pixels: int = PREVIEW_PIXELS) -> tuple[int, int, int, int]:
+    """The region (y0, y1, x0, x1) of a frame of ``shape`` to preview for a view whose corner
+    pixels are ``corners`` ((top, left), (bottom, right), inclusive, as napari's
+    ``layer.corner_pixels``): clipped to the frame, edges on the 8×8 block grid, and at most
+    ``max_pixels`` around the view's centre."""
+    h, w = shape[:2]
+    (top, left), (bottom, right) = ((int(a), int(b)) for a, b in corners)
+    y0, x0 = max(top, 0) // BLOCK * BLOCK, max(left, 0) // BLOCK * BLOCK
+    y1, x1 = min(-(-(bottom + 1) // BLOCK) * BLOCK, h), min(-(-(right + 1) // BLOCK) * BLOCK, w)
+    shrink = math.sqrt(max_pixels / max((y1 - y0) * (x1 - x0), 1))
+    if shrink < 1:  # keep the view's shape and centre
+        hh = max(int((y1 - y0) * shrink) // BLOCK * BLOCK, BLOCK)
+        ww = max(int((x1 - x0) * shrink) // BLOCK * BLOCK, BLOCK)
+        y0 = max(int((y0 + y1 - hh) / 2) // BLOCK * BLOCK, 0)
+        x0 = max(int((x0 + x1 - ww) / 2) // BLOCK * BLOCK, 0)
+        y1, x1 = min(y0 + hh, h), min(x0 + ww, w)
+    return y0, y1, x0, x1
+
+
+def _stored_region(region, shape, orientation: int):
+    """A box of the upright frame as the box it covers on the stored (block-grid) frame."""
+    if region is None or orientation == 1:
+        return region
+    mask = np.zeros(shape[:2], bool)
+    mask[region[0] : region[1], region[2] : region[3]] = True
+    stored = to_stored(mask, orientation)
+    rows, cols = np.flatnonzero(stored.any(1)), np.flatnonzero(stored.any(0))
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
 def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
-                       quality: int | None = None, options: RestoreOptions = DEFAULTS):
+                       quality: int | None = None, options: RestoreOptions = DEFAULTS, region=None):
     """Generator: yields (tiles done, total tiles) before each tile and once at the end, and
     returns the restored array (same shape). Closing it (a Stop button) stops between tiles.
+    With ``region`` (y0, y1, x0, x1 of each upright frame) only the tiles covering it run: a
+    preview, exactly what the whole run gives there (the pixels elsewhere come back as they were).
     """
     data = np.asarray(data)
     if data.dtype != np.uint8:
@@ -42,13 +81,14 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
     engine = Engine.for_kind(options, rgb)
     stored = [to_stored(f, found.orientation) for f in frames]
     facts = [found.facts or estimate_facts(f) for f in stored]
-    total = sum(engine.tile_count(f.shape, ff) for f, ff in zip(stored, facts) if ff is not None)
+    box = _stored_region(region, shape, found.orientation)
+    total = sum(engine.tile_count(f.shape, ff, box) for f, ff in zip(stored, facts) if ff is not None)
     done, out = 0, np.empty_like(frames)
     for i, (frame, frame_facts) in enumerate(zip(stored, facts)):
         restored = frame
         if frame_facts is not None:
-            restored = yield from engine.iter_tiles(frame, frame_facts, before=done, of=total)
-            done += engine.tile_count(frame.shape, frame_facts)
+            restored = yield from engine.iter_tiles(frame, frame_facts, before=done, of=total, region=box)
+            done += engine.tile_count(frame.shape, frame_facts, box)
         out[i] = to_upright(restored, found.orientation)
     if total == 0:  # no frame had tables to restore with: the end is still reported
         yield 0, 0

@@ -47,3 +47,16 @@ def test_agrees_with_scikit_image_on_real_images(real_pair):
     gray_ref, gray = (np.asarray(Image.fromarray(x).convert("L")) for x in (real_pair, coded))
     assert ssim(gray, gray_ref) == pytest.approx(structural_similarity(
         gray_ref, gray, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False), abs=1e-9)
+
+
+def test_gains_summary_signs_and_paper_gains():
+    from qgcn_training.evaluate import Row, gains_summary
+
+    rows = [Row("live1", 10, 29, (25.0, 0.7, 21.0), (26.25, 0.8, 24.0), 0.5, "bikes"),
+            Row("live1", 90, 29, (40.0, 0.98, 39.0), (39.9, 0.98, 38.0), -0.3, "caps"),
+            Row("classic5", 10, 5, (27.0, 0.8, 25.0), (28.5, 0.85, 27.0), 1.0, "lena")]
+    table = gains_summary(rows).splitlines()
+    assert table[0] == "| PSNR gain over JPEG: ours (paper QGCN) | QF 10 | QF 90 |"
+    # ours - JPEG, and the paper's QGCN - JPEG on LIVE1 QF 10 (27.84 - 25.60); no paper cell at QF 90
+    assert table[2] == "| live1 | +1.25 (+2.24) | -0.10 |"
+    assert table[3].startswith("| classic5 | +1.50") and table[3].endswith(" |  |")
