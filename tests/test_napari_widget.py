@@ -141,8 +141,8 @@ def test_preview_restores_the_view_as_run_would_and_run_replaces_it(make_napari_
     layer.scale = (2.0, 2.0)
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
     w._tile.value = 256
-    viewer.camera.center = (2 * 300, 2 * 500)
-    viewer.camera.zoom = 4 * viewer.camera.zoom  # a close-up: a part of the image in view
+    viewer.scene.camera.center = (2 * 300, 2 * 500)
+    viewer.scene.camera.zoom = 4 * viewer.scene.camera.zoom  # a close-up: a part of the image in view
     qtbot.waitUntil(lambda: layer.corner_pixels[1, 0] - layer.corner_pixels[0, 0] < 511, timeout=10_000)
     w.preview()
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
