@@ -45,6 +45,8 @@ def main():
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
 @click.option("--double-share", type=float, help="Share of double-compressed patches.")
 @click.option("--high-share", type=float, help="Share of patches coded at QF 61..100 (default 0.3).")
+@click.option("--synthetic-share", type=float,
+              help="Share of patches drawn as text, line art, shapes, gradients, screenshots (default 0.15).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps (default: the best available).")
 @click.option("--threads", type=int, help="Torch CPU threads.")
@@ -53,7 +55,7 @@ def main():
 @click.option("--checkpoint-minutes", default=5.0, show_default=True)
 @click.option("--init-from", help="Warm start from shipped weights (a name or an exported folder).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-def train(resume, paper, double_share, high_share, **opts):
+def train(resume, paper, double_share, high_share, synthetic_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
     from .train import TrainingDataError, TrainSettings, train as run
 
@@ -62,6 +64,8 @@ def train(resume, paper, double_share, high_share, **opts):
         variety["double_share"] = double_share
     if high_share is not None:
         variety["low_share"] = 1.0 - high_share
+    if synthetic_share is not None:
+        variety["synthetic_share"] = synthetic_share
     opts["data"] = list(opts["data"])
     try:
         settings = TrainSettings(**opts, variety=variety)
@@ -82,7 +86,7 @@ def _ints(text: str) -> list[int]:
               help="default, a shipped name, an exported folder or a checkpoint.pt (its kind's sets).")
 @click.option("--gray-model", help="Model for the gray sets when --model is a colour one.")
 @click.option("--sets", default="live1,live1-gray,bsds500,bsds500-gray", show_default=True,
-              help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5.")
+              help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5, synthetic, synthetic-gray.")
 @click.option("--qf", default="10,20,30,40,50", show_default=True)
 @click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))

@@ -18,6 +18,8 @@ from PIL import Image
 from napari_jpeg_restore.jpeg import JPEG_SUFFIXES, encode_jpeg, facts_from_image, ijg_scale, ijg_tables
 from napari_jpeg_restore.network_io import NetworkIO, image_tensor
 
+from .synthetic import draw_synthetic
+
 IMAGE_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CROP, CROP_STEP = 256, 128
 JPEG_GT_MAX_QF = 85  # ground truths that are JPEGs carry q95-like error of their own
@@ -42,10 +44,12 @@ class JpegVariety:
                                  "shared": 0.075})
     double_share: float = 0.1
     shifted_share: float = 0.5  # of double-compressed patches, those whose grid moves between saves
+    synthetic_share: float = 0.15  # patches drawn as text, line art, shapes, gradients, screenshots
 
     @classmethod
     def paper(cls) -> "JpegVariety":
-        return cls(low_share=1.0, subsamplings={"4:2:0": 1.0}, families={"ijg": 1.0}, double_share=0.0)
+        return cls(low_share=1.0, subsamplings={"4:2:0": 1.0}, families={"ijg": 1.0}, double_share=0.0,
+                   synthetic_share=0.0)
 
 
 def _pick(rng, weights: dict):
@@ -139,15 +143,18 @@ class PatchSampler:
 
     def sample(self, rng):
         v, p = self.variety, self.patch
-        i, cy, cx = self.crops[rng.integers(len(self.crops))]
-        pix, gt_is_jpeg = self.pool[i]
         size = min(p + SHIFT_MARGIN, CROP)
-        y, x = cy + rng.integers(CROP - size + 1), cx + rng.integers(CROP - size + 1)
-        region = pix[y : y + size, x : x + size]
-        if rng.random() < 0.5:
-            region = region[:, ::-1]
-        if rng.random() < 0.5:
-            region = region[::-1]
+        if v.synthetic_share and rng.random() < v.synthetic_share:
+            region, gt_is_jpeg = draw_synthetic(size, rng, gray=self.pool[0][0].ndim == 2), False
+        else:
+            i, cy, cx = self.crops[rng.integers(len(self.crops))]
+            pix, gt_is_jpeg = self.pool[i]
+            y, x = cy + rng.integers(CROP - size + 1), cx + rng.integers(CROP - size + 1)
+            region = pix[y : y + size, x : x + size]
+            if rng.random() < 0.5:
+                region = region[:, ::-1]
+            if rng.random() < 0.5:
+                region = region[::-1]
         quality = int(rng.integers(*v.low_qf, endpoint=True) if rng.random() < v.low_share
                       else rng.integers(*v.high_qf, endpoint=True))
         if gt_is_jpeg:

@@ -20,6 +20,7 @@ from napari_jpeg_restore.jpeg import encode_jpeg, facts_from_image
 from napari_jpeg_restore.weights import load_model
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .synthetic import validation_images
 from .metrics import psnr, psnr_b, ssim
 from .paper_tables import PAPER
 
@@ -30,6 +31,9 @@ SETS = {
     "bsds500": ("BSDS500/test", "*.jpg", False),
     "bsds500-gray": ("BSDS500/test", "*.jpg", True),
     "classic5": ("Classic5", "*.png", True),
+    # drawn, not read: a fixed set of text, line art, shapes, gradients and screenshots
+    "synthetic": (None, None, False),
+    "synthetic-gray": (None, None, True),
 }
 
 
@@ -49,6 +53,8 @@ def load_any(spec: str, colour: bool):
 
 def set_images(root: Path, name: str) -> list[tuple[str, np.ndarray]]:
     folder, pattern, gray = SETS[name]
+    if folder is None:
+        return validation_images(gray=gray)
     files = sorted((root / folder).glob(pattern))
     if not files:
         raise FileNotFoundError(f"{root / folder}: no {pattern} images for set {name}")

@@ -200,6 +200,9 @@ def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "0", "--high-share", "0.6"])
     variety = _weights(tmp_path)["settings"]["variety"]
     assert variety["low_share"] == pytest.approx(0.4) and tuple(variety["high_qf"]) == (61, 100)
+    assert variety["synthetic_share"] == 0.15
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0", "--synthetic-share", "0.4"])
+    assert _weights(tmp_path / "b")["settings"]["variety"]["synthetic_share"] == 0.4
 
 
 def test_log_and_record_carry_process_cpu_time(pool_dir, tmp_path):
