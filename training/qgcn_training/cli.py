@@ -57,7 +57,7 @@ def main():
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 def train(resume, paper, double_share, high_share, synthetic_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
-    from .train import TrainingDataError, TrainSettings, train as run
+    from .train import TrainingStopped, TrainSettings, train as run
 
     variety = asdict(JpegVariety.paper() if paper else JpegVariety())
     if double_share is not None:
@@ -73,7 +73,7 @@ def train(resume, paper, double_share, high_share, synthetic_share, **opts):
         raise click.UsageError(str(exc)) from None
     try:
         click.echo(run(settings, resume=resume))
-    except TrainingDataError as exc:
+    except TrainingStopped as exc:
         raise click.ClickException(str(exc)) from None
 
 

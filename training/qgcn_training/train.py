@@ -33,6 +33,8 @@ from .metrics import psnr
 VAL_QUALITIES = (10, 30, 50, 90)
 VAL_CROP = 256
 LOG_HEADER = "step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_s,val_ema_psnr\n"
+#: A validation this far below the best one means the run diverged (noise is ~0.05 dB).
+DIVERGED_DB = 1.0
 SCHEDULES = ("step", "cosine")
 
 
@@ -73,16 +75,25 @@ class TrainSettings:
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema}")
 
-    def learning_rate(self, step: int, elapsed: float) -> float:
+    def learning_rate(self, step: int, elapsed: float, scale: float = 1.0) -> float:
         """The rate for ``step``; a cosine plan follows whichever budget (steps, minutes) is
-        used up faster, so a run stopped by its time budget still ends at ``lr_final``."""
+        used up faster, so a run stopped by its time budget still ends at ``lr_final``.
+        ``scale`` is what roll-backs after a divergence left of the plan (halved each time)."""
         if self.schedule == "step":
-            return self.lr * self.lr_gamma ** (step // self.lr_step)
+            return scale * self.lr * self.lr_gamma ** (step // self.lr_step)
         done = max(step / self.steps if self.steps else 0.0, elapsed / (60 * self.minutes) if self.minutes else 0.0)
-        return self.lr_final + (self.lr - self.lr_final) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        return scale * (self.lr_final + (self.lr - self.lr_final) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
 
-class TrainingDataError(ValueError):
+class TrainingStopped(Exception):
+    """A run that cannot go on; the message says why and what to do."""
+
+
+class TrainingDiverged(TrainingStopped):
+    """The run diverged before any good state was kept."""
+
+
+class TrainingDataError(TrainingStopped, ValueError):
     """Training folders that cannot feed a run; the message says what was found and needed."""
 
 
@@ -160,6 +171,8 @@ class Trainer:
             torch.set_num_threads(s.threads)
         self.step, self.elapsed, self.cpu_seconds = 0, 0.0, 0.0
         self.resumed_at: list[int] = []  # the steps this run was resumed at, oldest first
+        # divergence guard: the best validation, and (diverged at, rolled back to) step pairs
+        self.best_val, self.lr_scale, self.rollbacks = -math.inf, 1.0, []
 
     def build(self) -> None:
         s = self.s
@@ -183,14 +196,48 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         ck = load_checkpoint(self.checkpoint_path)
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if self.ema is not None and "ema" in ck:
-            self.ema.load_state_dict(ck["ema"])
-        torch.set_rng_state(ck["rng"])
-        self.step, self.elapsed, self.cpu_seconds = ck["step"], ck["elapsed"], ck.get("cpu_seconds", 0.0)
+        self._load_state(ck)
+        self.elapsed, self.cpu_seconds = ck["elapsed"], ck.get("cpu_seconds", 0.0)
+        self.best_val, self.lr_scale = ck.get("best_val", -math.inf), ck.get("lr_scale", 1.0)
+        self.rollbacks = [tuple(r) for r in ck.get("rollbacks", [])]
         self.resumed_at = [*ck.get("resumed_at", []), self.step]
         return True
+
+    def _load_state(self, ck: dict) -> None:
+        """Weights, optimizer, EMA, random state and step of a checkpoint."""
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        if self.ema is not None and ck.get("ema"):
+            self.ema.load_state_dict(ck["ema"])
+        torch.set_rng_state(ck["rng"])
+        self.step = ck["step"]
+
+    @property
+    def good_path(self) -> Path:
+        """The state at the last validation that was not a divergence: what a roll-back loads."""
+        return self.checkpoint_path.with_name("last-good.pt")
+
+    def check_divergence(self, val: float | None) -> None:
+        """After a validation: keep this state as the last good one, or, if the run diverged
+        (validation far below its best, or not a number), roll back to the last good state and
+        halve the learning rate from there. Every rank takes rank 0's decision."""
+        diverged = val is not None and not val >= self.best_val - DIVERGED_DB
+        if self.distributed:
+            flag = torch.tensor([float(diverged)], device=self.device)  # nccl broadcasts GPU tensors
+            torch.distributed.broadcast(flag, 0)
+            diverged = bool(flag.item())
+        if not diverged:
+            if val is not None:
+                self.best_val = max(self.best_val, val)
+                save_checkpoint(self.state(), self.good_path)
+            return
+        if not self.good_path.exists():
+            raise TrainingDiverged(f"{self.s.out}: the run diverged at step {self.step} (validation {val:.2f} dB) "
+                                    "before any good state was kept; start again with a lower --lr")
+        diverged_at = self.step
+        self._load_state(load_checkpoint(self.good_path))
+        self.lr_scale /= 2
+        self.rollbacks.append((diverged_at, self.step))
 
     def prepare_data(self, resumed: bool) -> None:
         s = self.s
@@ -217,29 +264,36 @@ class Trainer:
         if self.s.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip_grad)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.s.learning_rate(self.step, self.elapsed)
+            group["lr"] = self.s.learning_rate(self.step, self.elapsed, self.lr_scale)
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         self.step += 1
         return loss.item()
 
-    def validate(self, losses: list[float], data_wait_share: float) -> None:
-        nan = (float("nan"), float("nan"))
-        val, base = self.validator(self.model, self.device) if self.validator else nan
-        val_ema = self.validator(self.ema.module, self.device)[0] if self.validator and self.ema else float("nan")
+    def validate(self, losses: list[float], data_wait_share: float) -> float | None:
+        """Log a validation row; returns the validation PSNR (None without held-out images)."""
+        if self.validator is None:
+            return None
+        val, base = self.validator(self.model, self.device)
+        val_ema = self.validator(self.ema.module, self.device)[0] if self.ema else float("nan")
         with open(self.log_path, "a", newline="") as f:
             csv.writer(f).writerow([self.step, f"{np.mean(losses):.5f}", f"{self.optimizer.param_groups[0]['lr']:.3g}",
                                     f"{val:.3f}", f"{base:.3f}", f"{self.elapsed:.0f}", f"{data_wait_share:.3f}",
                                     f"{self.cpu_seconds:.1f}", f"{val_ema:.3f}"])
+        return val
+
+    def state(self, ranks_identical=None) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.state_dict() if self.ema else None, "rng": torch.get_rng_state(),
+                "step": self.step, "elapsed": self.elapsed, "cpu_seconds": self.cpu_seconds,
+                "settings": asdict(self.s), "config": self.config.to_dict(), "world_size": self.world,
+                "ranks_identical": ranks_identical, "resumed_at": self.resumed_at, "best_val": self.best_val,
+                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks}
 
     def save(self, ranks_identical=None) -> None:
         if self.rank == 0:
-            save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                             "ema": self.ema.state_dict() if self.ema else None, "rng": torch.get_rng_state(),
-                             "step": self.step, "elapsed": self.elapsed, "cpu_seconds": self.cpu_seconds,
-                             "settings": asdict(self.s), "config": self.config.to_dict(), "world_size": self.world,
-                             "ranks_identical": ranks_identical, "resumed_at": self.resumed_at}, self.checkpoint_path)
+            save_checkpoint(self.state(ranks_identical), self.checkpoint_path)
 
     def _done(self, started: float) -> bool:
         s = self.s
@@ -267,8 +321,9 @@ class Trainer:
             self.elapsed, self.cpu_seconds = t2 - started, time.process_time() - cpu_started
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", sps=f"{1 / max(t2 - t0, 1e-9):.2f}")
-            if self.step % s.val_every == 0 and self.rank == 0:
-                self.validate(losses, waited / max(waited + computed, 1e-9))
+            if self.step % s.val_every == 0:
+                val = self.validate(losses, waited / max(waited + computed, 1e-9)) if self.rank == 0 else None
+                self.check_divergence(val)
                 losses = []
             if time.time() - last_save >= s.checkpoint_minutes * 60:
                 self.save()

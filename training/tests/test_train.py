@@ -83,6 +83,20 @@ def test_killed_and_resumed_run_is_bitwise_identical(pool_dir, tmp_path, schedul
         assert any(not torch.equal(a["ema"]["module." + k], v) for k, v in a["model"].items())  # it averaged
 
 
+def test_a_diverging_run_rolls_back_to_its_last_good_state_at_a_lower_rate(pool_dir, tmp_path):
+    import csv
+
+    # the rate jumps ×1000 at step 4 (to 0.1, no clipping): the weights blow up by step 6
+    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--val-every", "2", "--steps", "8",
+            "--schedule", "step", "--lr", "1e-4", "--lr-step", "4", "--lr-gamma", "1000", "--clip-grad", "0"])
+    ck = _weights(tmp_path)
+    assert ck["rollbacks"][0] == (6, 4) and ck["lr_scale"] <= 0.5 and ck["step"] == 8
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert float(rows[2]["val_psnr"]) < float(rows[1]["val_psnr"]) - 1  # it did diverge at step 6 ...
+    assert float(rows[-1]["val_psnr"]) >= ck["best_val"] - 1  # ... and ends near its best, not diverged
+
+
 def test_cosine_plan_runs_from_lr_to_lr_final_over_whichever_budget_ends_first():
     from qgcn_training.train import TrainSettings
 
