@@ -1,6 +1,7 @@
 """Speed and memory of each preset's inference on this machine (not a test).
 
-    python benchmarks/inference.py [--threads 2] [--presets tiny,small,medium,paper] [--memory-mp 24]
+    python benchmarks/inference.py [--threads 2] [--presets tiny,small,unet,paper] [--precision auto]
+                                   [--memory-mp 24]
 
 Prints a markdown table: parameters, fp16 weight size, restoration MACs per pixel, global MACs per
 image, and seconds per megapixel through the engine (default tile, global branch included) on a
@@ -12,7 +13,6 @@ in a fresh process and reports that process's peak resident memory.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,7 +38,14 @@ def photo(megapixels: float) -> np.ndarray:
     return buf.getvalue()
 
 
-def measure_memory(preset: str, path: str, threads: int) -> None:
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec, unlike
+    ``ru_maxrss``, which a child inherits from the parent that forked it."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def measure_memory(preset: str, path: str, threads: int, precision: str) -> None:
     """Run in a fresh child process: decode and restore one JPEG file, print peak RSS in MiB."""
     import torch
 
@@ -47,27 +54,28 @@ def measure_memory(preset: str, path: str, threads: int) -> None:
     from napari_jpeg_restore.model import build_model, preset as make
     from napari_jpeg_restore.options import RestoreOptions
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mib()
     im = Image.open(path)
     pixels, facts = np.asarray(im), facts_from_image(im)
     t = time.perf_counter()
-    Engine(build_model(make(preset)), RestoreOptions(threads=threads)).run(pixels, facts)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Engine(build_model(make(preset)), RestoreOptions(threads=threads, precision=precision)).run(pixels, facts)
+    peak = peak_rss_mib()
     print(f"{preset}, {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP), default tile: peak RSS "
-          f"{peak:.0f} MiB (after imports, before decoding: {base:.0f} MiB), {time.perf_counter() - t:.0f} s, "
+          f"{peak:.0f} MiB (after imports, before decoding: {base:.0f} MiB), {time.perf_counter() - t:.0f} s, {precision}, "
           f"torch {torch.__version__}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--presets", default="tiny,small,medium,paper")
+    ap.add_argument("--presets", default="tiny,small,unet,paper")
+    ap.add_argument("--precision", default="auto", help="auto, float32, bfloat16 (see RestoreOptions)")
     ap.add_argument("--memory-mp", type=float, default=0)
     ap.add_argument("--memory-preset", default="small")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return measure_memory(args.memory_preset, args.child, args.threads)
+        return measure_memory(args.memory_preset, args.child, args.threads, args.precision)
 
     import io
 
@@ -81,13 +89,17 @@ def main() -> None:
     im = Image.open(io.BytesIO(photo(1.0)))
     pixels, facts = np.asarray(im), facts_from_image(im)
     mp = im.width * im.height / 1e6
-    print(f"torch {torch.__version__}, {args.threads} threads, image {im.width}x{im.height}\n")
+    from napari_jpeg_restore.engine import run_precision
+
+    runs = run_precision(args.precision, torch.device("cpu"))
+    print(f"torch {torch.__version__}, {args.threads} threads, precision {args.precision} (runs {runs}), "
+          f"image {im.width}x{im.height}\n")
     print("| preset | params | fp16 weights | MACs/pixel (restoration) | MACs/image (global) | s/MP |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in args.presets.split(","):
         cfg = preset(name)
         cost = model_cost(cfg)
-        engine = Engine(build_model(cfg), RestoreOptions(threads=args.threads))
+        engine = Engine(build_model(cfg), RestoreOptions(threads=args.threads, precision=args.precision))
         engine.run(pixels[:64, :64], facts)  # warm-up
         t = time.perf_counter()
         engine.run(pixels, facts)
@@ -99,7 +111,7 @@ def main() -> None:
             path = Path(tmp) / "big.jpg"
             path.write_bytes(photo(args.memory_mp))
             subprocess.run([sys.executable, __file__, "--child", str(path), "--memory-preset", args.memory_preset,
-                            "--threads", str(args.threads)], check=True)
+                            "--threads", str(args.threads), "--precision", args.precision], check=True)
 
 
 if __name__ == "__main__":

@@ -140,3 +140,16 @@ def test_strength_scales_the_maps_not_the_output(colour_model, q20):
     assert facts.scaled(0.01).tables[0].min() == 1.0
     with pytest.raises(ValueError, match="strength must be positive"):
         facts.scaled(0)
+
+
+def test_precision_auto_is_bfloat16_only_on_a_cpu_with_native_bfloat16(colour_model):
+    from napari_jpeg_restore.engine import _cpu_has_native_bfloat16, run_precision
+
+    assert run_precision("auto", torch.device("cuda")) == "float32"
+    assert run_precision("float16", torch.device("cpu")) == "float16"
+    assert run_precision("auto", torch.device("cpu")) == ("bfloat16" if _cpu_has_native_bfloat16() else "float32")
+    # a model given in another layout is copied, never re-laid out under whoever else holds it
+    contiguous = colour_model.to(memory_format=torch.contiguous_format)
+    engine = Engine(contiguous)
+    assert engine.model is not contiguous and engine.model.head.weight.is_contiguous(memory_format=torch.channels_last)
+    assert contiguous.head.weight.is_contiguous() and Engine(engine.model).model is engine.model

@@ -1,8 +1,10 @@
-"""The shipped models restore bit for bit as they did before the core was reorganised (issue 10).
+"""The shipped models restore as they did before the core was reorganised (issue 10).
 
 The reference is the code of :data:`REFERENCE` itself, taken out of git and run in a separate
 interpreter on today's shipped weights, so the comparison holds on any CPU (hashes made on one
-machine would not) and fails on any changed pixel.
+machine would not). It was bit for bit until the engine ran channels-last (convolutions sum in
+another order: at most one grey level) and chose bfloat16 on CPUs with native bfloat16 (PSNR
+against the originals within 0.01 dB of the reference's on average, 0.02 dB on any image).
 """
 
 import subprocess
@@ -13,7 +15,7 @@ from io import BytesIO
 import numpy as np
 from PIL import Image
 
-from imaging import ROOT, data_image
+from imaging import ROOT, data_image, psnr
 from napari_jpeg_restore import restore
 from napari_jpeg_restore.weights import SHIPPED
 
@@ -34,7 +36,7 @@ np.savez(sys.argv[2], **{str(i): out[p] for i, p in enumerate(sys.argv[3::2])})
 
 
 def test_shipped_models_restore_as_before(tmp_path):
-    cases = [(Image.open(SAMPLE).convert("RGB"), 10)]
+    cases = [(Image.open(SAMPLE).convert("RGB"), 10)]  # (original, quality)
     cases += [(data_image(f"LIVE1/{n}.png", mode), q) for n in ("bikes", "parrots") for mode in ("RGB", "L")
               for q in (10, 90)]
     args = []
@@ -48,9 +50,13 @@ def test_shipped_models_restore_as_before(tmp_path):
     src = str(old / "src")
     subprocess.run([sys.executable, "-c", CHILD, src, str(tmp_path / "old.npz"), *args], check=True,
                    env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
-    before = np.load(tmp_path / "old.npz")
+    before, deltas = np.load(tmp_path / "old.npz"), []
     for i, (path, model) in enumerate(zip(args[::2], args[1::2])):
+        original, reference = np.asarray(cases[i][0]), before[str(i)]
         with Image.open(path) as im:
-            now = np.asarray(restore(im, model=model))
-        assert now.dtype == np.uint8 and np.array_equal(now, before[str(i)]), (path, model)
+            exact = np.asarray(restore(im, model=model, precision="float32"))
+            default = np.asarray(restore(im, model=model))
+        assert exact.dtype == np.uint8 and np.abs(exact.astype(int) - reference).max() <= 1, (path, model)
+        deltas.append(abs(psnr(default, original) - psnr(reference, original)))
+    assert max(deltas) <= 0.02 and np.mean(deltas) <= 0.01, deltas
     assert not np.array_equal(before["0"], np.asarray(Image.open(args[0])))  # the model did change the image

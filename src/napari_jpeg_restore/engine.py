@@ -40,13 +40,42 @@ def pick_device(device=None):
     return torch.device("cpu")
 
 
+def _cpu_has_native_bfloat16() -> bool:
+    import torch
+
+    # torch offers no public test; these private ones may go, and then float32 is the safe answer
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def run_precision(precision: str, device) -> str:
+    """The precision the engine runs for an option value on ``device`` ("auto" resolved)."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device.type == "cpu" and _cpu_has_native_bfloat16() else "float32"
+
+
+def memory_format_for(device):
+    """The tensor layout the engine runs its networks in on ``device``."""
+    import torch
+
+    # oneDNN's convolutions run about 1.2× faster on channels-last tensors on the CPU
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def _on_device(model, device):
-    """``model`` if it already lives on ``device``, else a copy moved there: a model shared by
-    other engines (the cache) is never moved under them."""
+    """``model`` if it already lives on ``device`` in the layout the engine runs there, else a
+    copy moved there: a model shared by other engines (the cache) is never changed under them."""
     param = next(model.parameters())
-    if param.device.type == device.type and (device.index is None or param.device.index == device.index):
+    fmt = memory_format_for(device)
+    weight = next((p for p in model.parameters() if p.dim() == 4), param)
+    if param.device.type == device.type and (device.index is None or param.device.index == device.index) \
+            and weight.is_contiguous(memory_format=fmt):
         return model
-    return copy.deepcopy(model).to(device)
+    return copy.deepcopy(model).to(device, memory_format=fmt)
 
 
 def drive(tiles, progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
@@ -128,7 +157,7 @@ class Engine:
         of = len(windows) if of is None else of
         out = np.empty_like(padded) if region is None else padded.copy()
         old_threads = torch.get_num_threads()
-        precision = self.options.precision
+        precision = run_precision(self.options.precision, self.device)
         autocast = torch.autocast(self.device.type, dtype=getattr(torch, precision), enabled=precision != "float32")
         try:
             if self.options.threads:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-#: Window precisions the engine runs; autocast ones only pay off on a GPU.
-PRECISIONS = ("float32", "bfloat16", "float16")
+#: Window precisions the engine runs; "auto" is bfloat16 autocast on a CPU with native bfloat16
+#: arithmetic, float32 elsewhere (see ``engine.run_precision``).
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: Tiles start on this grid: a multiple of 8×8 luma blocks, 16×16 4:2:0 MCUs and the stride 2.
 GRID = 16
 
@@ -34,8 +35,10 @@ class RestoreOptions:
     tile: int = field(default=512, metadata=_help("Window side in pixels (0: the whole image at once).", int))
     overlap: int = field(default=32, metadata=_help("Context pixels added on each side of a tile.", int))
     threads: int | None = field(default=None, metadata=_help("CPU threads for torch (default: torch's).", int))
-    precision: str = field(default="float32", metadata=_help(
-        "float32, or bfloat16/float16 autocast on a GPU.", PRECISIONS))
+    precision: str = field(default="auto", metadata=_help(
+        "auto: bfloat16 autocast on CPUs with native bfloat16 (AVX512-BF16 or AMX; about twice as fast, PSNR "
+        "within 0.01 dB), float32 elsewhere; or float32, bfloat16, float16 (autocast; float16 for GPUs).",
+        PRECISIONS))
     strength: float = field(default=1.0, metadata=_help(
         "Scales the quantization maps the network sees: > 1 removes more (as if compressed harder), < 1 less.",
         float))

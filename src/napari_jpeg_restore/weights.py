@@ -133,7 +133,12 @@ def read_config(folder: Path) -> dict:
 
 @lru_cache(maxsize=4)
 def _cached(folder: Path, colour: bool, device: str, stamp: float):
-    return load_model(folder, colour=colour).to(device)
+    import torch
+
+    from .engine import memory_format_for
+
+    dev = torch.device(device)
+    return load_model(folder, colour=colour).to(dev, memory_format=memory_format_for(dev))
 
 
 def cached_model(spec=None, *, colour: bool = True, device="cpu"):
