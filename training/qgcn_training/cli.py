@@ -50,6 +50,8 @@ def main():
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps (default: the best available).")
 @click.option("--threads", type=int, help="Torch CPU threads.")
+@click.option("--precision", default="auto", type=click.Choice(["auto", "float32", "bfloat16"]), show_default=True,
+              help="auto: bfloat16 autocast on a GPU or a CPU with native bfloat16, else float32.")
 @click.option("--holdout", default=3, show_default=True)
 @click.option("--val-every", default=250, show_default=True)
 @click.option("--checkpoint-minutes", default=5.0, show_default=True)

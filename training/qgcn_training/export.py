@@ -42,6 +42,7 @@ def record_for(ck: dict) -> dict:
         "lr_step": s["lr_step"], "lr_gamma": s.get("lr_gamma"), "lr_final": s.get("lr_final"), "clip_grad": s.get("clip_grad"), "init": s["init"],
         "skip_global": s.get("skip_global", False), "init_from": s["init_from"], "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
+        "precision": s.get("precision", "float32 (bfloat16 autocast on CUDA)"),
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                      "cpus": os.cpu_count(), "torch": torch.__version__,
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},

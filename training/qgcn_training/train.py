@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from napari_jpeg_restore.engine import pick_device
+from napari_jpeg_restore.engine import memory_format_for, pick_device, run_precision
 from napari_jpeg_restore.jpeg import facts_from_image
 from napari_jpeg_restore.model import build_model, preset
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
@@ -36,6 +36,7 @@ LOG_HEADER = "step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_
 #: A validation this far below the best one means the run diverged (noise is ~0.05 dB).
 DIVERGED_DB = 1.0
 SCHEDULES = ("step", "cosine")
+TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass
@@ -61,6 +62,9 @@ class TrainSettings:
     seed: int = 0
     device: str | None = None
     threads: int | None = None
+    # "auto": bfloat16 autocast on a GPU and on a CPU with native bfloat16 (2× faster steps
+    # there), float32 elsewhere; master weights and the optimizer stay float32
+    precision: str = "auto"
     holdout: int = 3
     val_every: int = 250
     checkpoint_minutes: float = 5.0
@@ -72,6 +76,8 @@ class TrainSettings:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule == "cosine" and self.steps is None and self.minutes is None:
             raise ValueError("the cosine schedule needs a budget to plan for: give steps or minutes")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ValueError(f"precision must be one of {TRAIN_PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema}")
 
@@ -184,7 +190,8 @@ class Trainer:
             _init_gaussian(self.model)
         if s.init_from:
             self.model.load_state_dict(load_model(s.init_from, colour=not s.gray).state_dict())
-        self.model.to(self.device)
+        self.layout = memory_format_for(self.device)
+        self.model.to(self.device, memory_format=self.layout)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr)
         self.ema = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)) if s.ema else None
@@ -247,6 +254,13 @@ class Trainer:
         if self.rank == 0 and not (resumed and self.log_path.exists()):
             self.log_path.write_text(LOG_HEADER)
 
+    @property
+    def precision(self) -> str:
+        """The precision the training steps run in ("auto" resolved)."""
+        if self.s.precision == "auto" and self.device.type == "cuda":
+            return "bfloat16"
+        return run_precision(self.s.precision, self.device)
+
     def next_batch(self):
         """This rank's share of the current step's batch: (network input, global input, target)."""
         return self.sampler.batch(self.step, self.s.batch // self.world, self.rank, self.world)
@@ -254,8 +268,8 @@ class Trainer:
     def train_step(self, batch) -> float:
         """One optimizer step on ``batch``; returns its loss."""
         x, g, t = batch
-        x, t = x.to(self.device), t.to(self.device)
-        g = g.to(self.device) if g is not None else None
+        x, t = x.to(self.device, memory_format=self.layout), t.to(self.device)
+        g = g.to(self.device, memory_format=self.layout) if g is not None else None
         with self.autocast:
             y = self.net(x, g)
         loss = F.l1_loss(display_space(y.float()), display_space(t))
@@ -306,8 +320,8 @@ class Trainer:
         started, last_save, waited, computed, losses = time.time() - self.elapsed, time.time(), 0.0, 0.0, []
         # CPU time of this process (all its threads): what "equal CPU time" compares, whatever else runs
         cpu_started = time.process_time() - self.cpu_seconds
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" \
-            else torch.autocast("cpu", enabled=False)
+        precision = self.precision
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
         bar = tqdm(total=s.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True, desc="train")
         self.model.train()
         while not stop["now"] and not self._done(started):

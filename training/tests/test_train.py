@@ -142,7 +142,7 @@ def test_export_ema_writes_the_moving_average(pool_dir, tmp_path):
 
 
 def test_two_process_ddp_matches_one_process(pool_dir, tmp_path):
-    args = ["--data", str(pool_dir), *BASE, "--batch", "8", "--steps", "3"]
+    args = ["--data", str(pool_dir), *BASE, "--batch", "8", "--steps", "3", "--precision", "float32"]
     _train([*args, "--out", str(tmp_path / "one")])
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "qgcn_training.cli", "train",

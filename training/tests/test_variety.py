@@ -47,7 +47,8 @@ def test_paper_setting():
 
 def test_double_compression_and_jpeg_ground_truth_cap():
     pool = [(np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8), True)]
-    v = JpegVariety(double_share=1.0, shifted_share=0.5, low_share=0.0, high_qf=(90, 100), families={"ijg": 1.0})
+    v = JpegVariety(double_share=1.0, shifted_share=0.5, low_share=0.0, high_qf=(90, 100), families={"ijg": 1.0},
+                    synthetic_share=0.0)  # drawn patches are not JPEGs: no cap for them
     sampler = PatchSampler(pool, NetworkIO(preset("tiny"), global_on=False), patch=64, variety=v)
     for k in range(20):
         gt, im = sampler.sample(np.random.default_rng(k))
