@@ -1,7 +1,7 @@
 """Speed and memory of each preset's inference on this machine (not a test).
 
     python benchmarks/inference.py [--threads 2] [--presets tiny,small,unet,paper] [--precision auto]
-                                   [--memory-mp 24]
+                                   [--memory-mp 24 [--memory-tile 512]]
 
 Prints a markdown table: parameters, fp16 weight size, restoration MACs per pixel, global MACs per
 image, and seconds per megapixel through the engine (default tile, global branch included) on a
@@ -45,7 +45,7 @@ def peak_rss_mib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
 
-def measure_memory(preset: str, path: str, threads: int, precision: str) -> None:
+def measure_memory(preset: str, path: str, threads: int, precision: str, tile: int) -> None:
     """Run in a fresh child process: decode and restore one JPEG file, print peak RSS in MiB."""
     import torch
 
@@ -58,9 +58,9 @@ def measure_memory(preset: str, path: str, threads: int, precision: str) -> None
     im = Image.open(path)
     pixels, facts = np.asarray(im), facts_from_image(im)
     t = time.perf_counter()
-    Engine(build_model(make(preset)), RestoreOptions(threads=threads, precision=precision)).run(pixels, facts)
+    Engine(build_model(make(preset)), RestoreOptions(threads=threads, precision=precision, tile=tile)).run(pixels, facts)
     peak = peak_rss_mib()
-    print(f"{preset}, {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP), default tile: peak RSS "
+    print(f"{preset}, {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP), tile {tile}: peak RSS "
           f"{peak:.0f} MiB (after imports, before decoding: {base:.0f} MiB), {time.perf_counter() - t:.0f} s, {precision}, "
           f"torch {torch.__version__}")
 
@@ -72,10 +72,11 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto, float32, bfloat16 (see RestoreOptions)")
     ap.add_argument("--memory-mp", type=float, default=0)
     ap.add_argument("--memory-preset", default="small")
+    ap.add_argument("--memory-tile", type=int, default=512)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return measure_memory(args.memory_preset, args.child, args.threads, args.precision)
+        return measure_memory(args.memory_preset, args.child, args.threads, args.precision, args.memory_tile)
 
     import io
 
@@ -111,7 +112,8 @@ def main() -> None:
             path = Path(tmp) / "big.jpg"
             path.write_bytes(photo(args.memory_mp))
             subprocess.run([sys.executable, __file__, "--child", str(path), "--memory-preset", args.memory_preset,
-                            "--threads", str(args.threads), "--precision", args.precision], check=True)
+                            "--threads", str(args.threads), "--precision", args.precision,
+                            "--memory-tile", str(args.memory_tile)], check=True)
 
 
 if __name__ == "__main__":
