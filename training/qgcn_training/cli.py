@@ -42,6 +42,8 @@ def main():
 @click.option("--clip-grad", default=0.5, show_default=True, help="Max gradient norm (0: no clipping).")
 @click.option("--init", default="default", type=click.Choice(["default", "gaussian"]), show_default=True)
 @click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
+@click.option("--train-only", type=click.Choice(["global"]),
+              help="Train only the global branch and the layer joining it; the restoration branch stays frozen.")
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
 @click.option("--double-share", type=float, help="Share of double-compressed patches.")
 @click.option("--high-share", type=float, help="Share of patches coded at QF 61..100 (default 0.3).")

@@ -58,6 +58,9 @@ class TrainSettings:
     ema: float = 0.0  # decay of the exponential moving average of the weights (0: none)
     init: str = "default"  # or "gaussian": N(0, 0.01) as in the paper
     skip_global: bool = False  # QGCN only: train without the global branch (the 64×64 stage)
+    # "global": train only the global branch and the layer that joins its features (the
+    # restoration branch frozen: a cheap first 256×256 stage on top of a trained QCN)
+    train_only: str | None = None
     clip_grad: float = 0.5  # max gradient norm: keeps high learning rates from blowing up
     seed: int = 0
     device: str | None = None
@@ -78,6 +81,11 @@ class TrainSettings:
             raise ValueError("the cosine schedule needs a budget to plan for: give steps or minutes")
         if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(f"precision must be one of {TRAIN_PRECISIONS}, got {self.precision!r}")
+        if self.train_only not in (None, "global"):
+            raise ValueError(f"train_only must be 'global' or None, got {self.train_only!r}")
+        if self.train_only == "global" and (self.skip_global or self.variant != "qgcn"):
+            raise ValueError("training only the global branch needs the qgcn variant with the global branch on "
+                             "(no --skip-global)")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema}")
 
@@ -192,7 +200,10 @@ class Trainer:
             self.model.load_state_dict(load_model(s.init_from, colour=not s.gray).state_dict())
         self.layout = memory_format_for(self.device)
         self.model.to(self.device, memory_format=self.layout)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr)
+        if s.train_only == "global":
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name.startswith(("global_branch.", "merge.")))
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=s.lr)
         self.ema = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)) if s.ema else None
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model

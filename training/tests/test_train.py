@@ -264,6 +264,24 @@ def test_unet_preset_trains_with_its_global_branch_and_restores(pool_dir, tmp_pa
     assert out.size == coded.size and not np.array_equal(np.asarray(out), np.asarray(coded))
 
 
+def test_global_stage_trains_only_the_global_branch_on_a_frozen_restoration_branch(pool_dir, tmp_path):
+    qgcn = [a if a != "qcn" else "qgcn" for a in BASE]
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *qgcn, "--steps", "2", "--skip-global"])
+    CliRunner().invoke(main, ["export", str(tmp_path / "a" / "checkpoint.pt"), "--out", str(tmp_path / "w"),
+                              "--data-root", str(tmp_path / "no-data")], catch_exceptions=False)
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *qgcn, "--steps", "3", "--train-only", "global",
+            "--init-from", str(tmp_path / "w"), "--precision", "float32"])
+    from napari_jpeg_restore.weights import load_model
+
+    start, end = load_model(tmp_path / "w", colour=True).state_dict(), _weights(tmp_path / "b")["model"]
+    moved = {k for k in start if not torch.equal(start[k], end[k])}
+    assert moved and all(k.startswith(("global_branch.", "merge.")) for k in moved), moved
+    assert any(k.startswith("global_branch.") for k in moved) and any(k.startswith("merge.") for k in moved)
+    bad = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path / "c"), *qgcn,
+                                    "--steps", "1", "--train-only", "global", "--skip-global"])
+    assert bad.exit_code == 2 and "needs the qgcn variant with the global branch on" in bad.output
+
+
 def test_too_few_images_for_the_holdout_is_a_clear_error(pool_dir, tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path), *BASE[:-4],
                                        "--holdout", "5", "--steps", "1"])
