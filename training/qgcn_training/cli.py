@@ -150,8 +150,11 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
         colour = True in engines
         ev.crops(engines[colour], ev.set_images(root, "live1" if colour else "live1-gray"), 10, Path(crops_dir))
     if json_path:
+        from napari_jpeg_restore.engine import pick_device, run_precision
+
         Path(json_path).write_text(json.dumps({
-            "model": model, "gray_model": gray_model, "hashes": hashes,
+            "model": model, "gray_model": gray_model, "hashes": hashes, "options": asdict(options),
+            "precision_run": run_precision(options.precision, pick_device(options.device)),
             "rows": [dict(vars(r), gain_psnr=r.ours[0] - r.jpeg[0]) for r in rows],
             "gain_curves": curves}, indent=1) + "\n")
 

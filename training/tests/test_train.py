@@ -184,7 +184,9 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
         catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert "live1: skipped, no colour model" in out.output
-    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    result = json.loads((tmp_path / "r.json").read_text())
+    rows = result["rows"]
+    assert result["options"]["precision"] == "auto" and result["precision_run"] in ("float32", "bfloat16")
     assert [(r["set"], r["qf"], r["images"]) for r in rows] == [("classic5", 10, 5), ("classic5", 40, 5)]
     assert rows[0]["jpeg"][0] < rows[1]["jpeg"][0]  # QF 10 codes worse than QF 40
     table = (tmp_path / "r.md").read_text()
