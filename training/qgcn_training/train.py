@@ -155,6 +155,14 @@ class Validator:
         return float(np.mean(out)), float(np.mean(base))
 
 
+def _training_layout(device):
+    """The engine's layout, except on CPUs without AVX-512: there channels-last makes the
+    backward pass slower (a float32 step 7 % slower on AVX2, 16 % faster on AVX-512)."""
+    if device.type == "cpu" and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return torch.contiguous_format
+    return memory_format_for(device)
+
+
 def _init_gaussian(model, std=0.01):
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
@@ -198,7 +206,7 @@ class Trainer:
             _init_gaussian(self.model)
         if s.init_from:
             self.model.load_state_dict(load_model(s.init_from, colour=not s.gray).state_dict())
-        self.layout = memory_format_for(self.device)
+        self.layout = _training_layout(self.device)
         self.model.to(self.device, memory_format=self.layout)
         if s.train_only == "global":
             for name, p in self.model.named_parameters():
