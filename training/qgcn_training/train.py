@@ -187,7 +187,7 @@ class Trainer:
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
             self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
             if self.device.type == "cuda":
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
         if s.threads:
             torch.set_num_threads(s.threads)
