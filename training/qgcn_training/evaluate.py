@@ -17,7 +17,7 @@ from PIL import Image
 
 from napari_jpeg_restore.engine import Engine
 from napari_jpeg_restore.jpeg import encode_jpeg, facts_from_image
-from napari_jpeg_restore.weights import load_model
+from napari_jpeg_restore.weights import load_model, read_config, resolve
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .synthetic import validation_images
@@ -38,17 +38,15 @@ SETS = {
 
 
 def load_any(spec: str, colour: bool):
-    """Shipped weights ("default" or a name), an exported folder, or a training checkpoint."""
+    """Shipped weights ("default" or a name), an exported folder, or a training checkpoint;
+    None for a named model of the other kind (its sets are skipped)."""
     path = Path(spec)
     if path.suffix == ".pt" and path.is_file():
         model = model_from_checkpoint(load_checkpoint(path))
         return model if model.config.colour == colour else None
-    try:
-        return load_model(spec, colour=colour)
-    except ValueError:
-        if spec != "default" and path.exists():
-            return None  # a model of the other kind: its sets are skipped
-        raise
+    if spec != "default" and read_config(resolve(spec, colour))["model"]["colour"] != colour:
+        return None
+    return load_model(spec, colour=colour)
 
 
 def set_images(root: Path, name: str) -> list[tuple[str, np.ndarray]]:

@@ -197,6 +197,25 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     assert Image.open(tmp_path / "crops" / "bikes-qf10.png").size == (3 * 192, 192)
 
 
+def test_evaluate_skips_a_named_model_of_the_other_kind_but_not_a_broken_one(tmp_path):
+    import shutil
+
+    from qgcn_training.evaluate import load_any
+    from napari_jpeg_restore.weights import SHIPPED, WeightsError
+
+    assert load_any("qgcn-colour", colour=False) is None and load_any("qgcn-gray", colour=True) is None
+    assert load_any("qgcn-colour", colour=True).config.colour
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED / "qgcn-colour", broken)
+    with open(broken / "model.safetensors", "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x01" if f.read(1) != b"\x01" else b"\x02")
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_any(str(broken), colour=True)
+    out = CliRunner().invoke(main, ["evaluate", "--model", "qgcn-colour", "--sets", "synthetic-gray", "--qf", "10"])
+    assert out.exit_code == 0 and "synthetic-gray: skipped, no gray model given" in out.output
+
+
 def test_init_from_exported_weights(pool_dir, tmp_path):
     from napari_jpeg_restore.weights import load_model
 
