@@ -15,9 +15,9 @@ import tarfile
 from io import BytesIO
 
 import numpy as np
-from imaging import ROOT, data_image, psnr
 from PIL import Image
 
+from imaging import ROOT, data_image, psnr
 from napari_jpeg_restore import restore
 from napari_jpeg_restore.weights import SHIPPED
 

@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
-from qgcn_training.cli import main
-from qgcn_training.metrics import psnr
+from click.testing import CliRunner
 
+from qgcn_training.cli import main
 from napari_jpeg_restore.jpeg import encode_jpeg
 from napari_jpeg_restore.options import RestoreOptions
+from qgcn_training.metrics import psnr
 
 BASE = ["--preset", "tiny", "--variant", "qcn", "--batch", "4", "--patch", "32", "--threads", "1",
         "--holdout", "1", "--val-every", "1000"]
@@ -29,10 +29,9 @@ def _weights(folder):
 
 
 def test_short_run_beats_the_jpeg_input(pool_dir, tmp_path, real_pair):
-    from qgcn_training.evaluate import load_any
-
     from napari_jpeg_restore.engine import Engine
     from napari_jpeg_restore.jpeg import facts_from_image
+    from qgcn_training.evaluate import load_any
 
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--batch", "8", "--patch", "48",
             "--steps", "400", "--lr", "2e-3", "--paper"])
@@ -202,7 +201,6 @@ def test_evaluate_skips_a_named_model_of_the_other_kind_but_not_a_broken_one(tmp
     import shutil
 
     from qgcn_training.evaluate import load_any
-
     from napari_jpeg_restore.weights import SHIPPED, WeightsError
 
     assert load_any("qgcn-colour", colour=False) is None and load_any("qgcn-gray", colour=True) is None
