@@ -7,6 +7,8 @@ the folder name. The gain is validation PSNR minus the JPEG inputs' PSNR (same c
 50, 90). CPU-hours: ``--step-seconds NAME=S`` gives steps × S (S = the run's uncontended s/step
 from benchmarks/train_speed.sh), else the process CPU time the log records (``cpu_s``), else
 wall-clock seconds × ``--threads`` (which counts time lost to other processes as training).
+``--start NAME=H`` shifts a warm-started run by the CPU-hours of its lineage, so a continued model
+and one trained from scratch share one axis.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 import click
 
 
-def curve(run: Path, threads: int, step_seconds: float | None) -> tuple[list[float], list[float], list[int]]:
+def curve(
+    run: Path, threads: int, step_seconds: float | None, start_hours: float = 0.0
+) -> tuple[list[float], list[float], list[int]]:
     """(CPU-hours, validation gains in dB, steps) of one run folder."""
     hours, gains, steps = [], [], []
     with open(run / "log.csv") as f:
@@ -28,7 +32,7 @@ def curve(run: Path, threads: int, step_seconds: float | None) -> tuple[list[flo
                 seconds = float(row["cpu_s"])
             else:
                 seconds = float(row["elapsed_s"]) * threads
-            hours.append(seconds / 3600)
+            hours.append(start_hours + seconds / 3600)
             gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
             steps.append(int(row["step"]))
     return hours, gains, steps
@@ -39,14 +43,18 @@ def curve(run: Path, threads: int, step_seconds: float | None) -> tuple[list[flo
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--threads", default=1, show_default=True, help="Torch threads of runs whose log has no cpu_s.")
 @click.option("--step-seconds", multiple=True, help="NAME=S: count run NAME's CPU time as steps × S seconds.")
+@click.option("--start", multiple=True, help="NAME=H: run NAME starts at H CPU-hours (its warm-start lineage).")
 @click.option("--title", default="Held-out validation gain vs CPU time")
-def main(runs, plot_path, threads, step_seconds, title):
+def main(runs, plot_path, threads, step_seconds, start, title):
     click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")
     click.echo("| --- | --- | --- | --- | --- |")
     per_step = {name: float(v) for name, v in (item.split("=") for item in step_seconds)}
+    start_hours = {name: float(v) for name, v in (item.split("=") for item in start)}
     curves = {}
     for run in runs:
-        hours, gains, steps = curves.setdefault(run.name, curve(run, threads, per_step.get(run.name)))
+        hours, gains, steps = curves.setdefault(
+            run.name, curve(run, threads, per_step.get(run.name), start_hours.get(run.name, 0.0))
+        )
         if gains:
             click.echo(f"| {run.name} | {hours[-1]:.2f} | {steps[-1]} | {gains[-1]:+.3f} | {max(gains):+.3f} |")
     if plot_path:
