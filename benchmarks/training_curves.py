@@ -8,7 +8,8 @@ the folder name. The gain is validation PSNR minus the JPEG inputs' PSNR (same c
 from benchmarks/train_speed.sh), else the process CPU time the log records (``cpu_s``), else
 wall-clock seconds × ``--threads`` (which counts time lost to other processes as training).
 ``--start NAME=H`` shifts a warm-started run by the CPU-hours of its lineage, so a continued model
-and one trained from scratch share one axis.
+and one trained from scratch share one axis. ``--ema`` plots the moving average of the weights
+(``val_ema_psnr``, runs trained with ``--ema``) instead of the raw weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import click
 
 
 def curve(
-    run: Path, threads: int, step_seconds: float | None, start_hours: float = 0.0
+    run: Path, threads: int, step_seconds: float | None, start_hours: float = 0.0, column: str = "val_psnr"
 ) -> tuple[list[float], list[float], list[int]]:
     """(CPU-hours, validation gains in dB, steps) of one run folder."""
     hours, gains, steps = [], [], []
@@ -33,7 +34,7 @@ def curve(
             else:
                 seconds = float(row["elapsed_s"]) * threads
             hours.append(start_hours + seconds / 3600)
-            gains.append(float(row["val_psnr"]) - float(row["val_jpeg_psnr"]))
+            gains.append(float(row[column]) - float(row["val_jpeg_psnr"]))
             steps.append(int(row["step"]))
     return hours, gains, steps
 
@@ -44,8 +45,9 @@ def curve(
 @click.option("--threads", default=1, show_default=True, help="Torch threads of runs whose log has no cpu_s.")
 @click.option("--step-seconds", multiple=True, help="NAME=S: count run NAME's CPU time as steps × S seconds.")
 @click.option("--start", multiple=True, help="NAME=H: run NAME starts at H CPU-hours (its warm-start lineage).")
+@click.option("--ema", is_flag=True, help="Plot val_ema_psnr, the moving average of the weights.")
 @click.option("--title", default="Held-out validation gain vs CPU time")
-def main(runs, plot_path, threads, step_seconds, start, title):
+def main(runs, plot_path, threads, step_seconds, start, ema, title):
     click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")
     click.echo("| --- | --- | --- | --- | --- |")
     per_step = {name: float(v) for name, v in (item.split("=") for item in step_seconds)}
@@ -53,7 +55,8 @@ def main(runs, plot_path, threads, step_seconds, start, title):
     curves = {}
     for run in runs:
         hours, gains, steps = curves.setdefault(
-            run.name, curve(run, threads, per_step.get(run.name), start_hours.get(run.name, 0.0))
+            run.name, curve(run, threads, per_step.get(run.name), start_hours.get(run.name, 0.0),
+                            "val_ema_psnr" if ema else "val_psnr")
         )
         if gains:
             click.echo(f"| {run.name} | {hours[-1]:.2f} | {steps[-1]} | {gains[-1]:+.3f} | {max(gains):+.3f} |")
