@@ -46,8 +46,9 @@ def curve(
 @click.option("--step-seconds", multiple=True, help="NAME=S: count run NAME's CPU time as steps × S seconds.")
 @click.option("--start", multiple=True, help="NAME=H: run NAME starts at H CPU-hours (its warm-start lineage).")
 @click.option("--ema", is_flag=True, help="Plot val_ema_psnr, the moving average of the weights.")
+@click.option("--ymin", type=float, help="Lower end of the gain axis (the first EMA values start far below).")
 @click.option("--title", default="Held-out validation gain vs CPU time")
-def main(runs, plot_path, threads, step_seconds, start, ema, title):
+def main(runs, plot_path, threads, step_seconds, start, ema, ymin, title):
     click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")
     click.echo("| --- | --- | --- | --- | --- |")
     per_step = {name: float(v) for name, v in (item.split("=") for item in step_seconds)}
@@ -71,6 +72,8 @@ def main(runs, plot_path, threads, step_seconds, start, ema, title):
             ax.plot(hours, gains, marker=".", label=name)
         ax.set_xlabel("CPU-hours")
         ax.set_ylabel("validation gain over JPEG (dB)")
+        if ymin is not None:
+            ax.set_ylim(bottom=ymin)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
