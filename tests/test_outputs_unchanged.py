@@ -45,7 +45,8 @@ LATER_FIELDS = ("body", "unet_channels", "unet_blocks")
 
 def _git_tree(commit, path, into):
     archive = subprocess.run(["git", "archive", commit, path], cwd=ROOT, capture_output=True, check=True).stdout
-    tarfile.open(fileobj=BytesIO(archive)).extractall(into, filter="data")
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
     return into / path
 
 
