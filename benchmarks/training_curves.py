@@ -39,6 +39,11 @@ def curve(
     return hours, gains, steps
 
 
+def _by_run(items: tuple[str, ...]) -> dict[str, float]:
+    """NAME=VALUE options as {NAME: VALUE}."""
+    return {name: float(value) for name, value in (item.split("=", 1) for item in items)}
+
+
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path))
@@ -51,8 +56,7 @@ def curve(
 def main(runs, plot_path, threads, step_seconds, start, ema, ymin, title):
     click.echo("| run | CPU-hours | steps | gain at end (dB) | best gain (dB) |")
     click.echo("| --- | --- | --- | --- | --- |")
-    per_step = {name: float(v) for name, v in (item.split("=") for item in step_seconds)}
-    start_hours = {name: float(v) for name, v in (item.split("=") for item in start)}
+    per_step, start_hours = _by_run(step_seconds), _by_run(start)
     curves = {}
     for run in runs:
         hours, gains, steps = curves.setdefault(
