@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from napari_jpeg_restore.model import PRESETS, VARIANTS, build_model, model_cost, preset
+from napari_jpeg_restore.model import (
+    PRESETS,
+    VARIANTS,
+    build_model,
+    model_cost,
+    preset,
+    warm_start,
+)
 
 
 def test_paper_preset_is_as_published():
@@ -21,7 +28,7 @@ def test_paper_preset_is_as_published():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
-@pytest.mark.parametrize("body", ["tiny", "unet"])
+@pytest.mark.parametrize("body", ["tiny", "unet", "unet-fine"])
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("colour", [True, False])
 def test_variants_shapes(variant, colour, body):
@@ -65,6 +72,33 @@ def test_unet_body_levels_and_skips():
     assert d[28:36, 28:36].sum() > d[:8, :8].sum() and d[31, 31] > 0
     with pytest.raises(ValueError, match="at most 4 levels"):
         replace(cfg, unet_channels=(8,) * 5, unet_blocks=(1,) * 5)
+
+
+def test_fine_path_grows_from_unet_weights_without_changing_the_output():
+    torch.manual_seed(0)
+    unet, fine = build_model(preset("unet")).eval(), build_model(preset("unet-fine")).eval()
+    warm_start(fine, unet)
+    x = torch.rand(2, 5, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fine.restore(x), unet.restore(x), atol=0, rtol=0)
+    # training grows it: the zero last conv gets a gradient, and then the output moves at pixel level
+    fine.restore(x).square().mean().backward()
+    assert fine.fine[-1].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        fine.fine[-1].weight.normal_(0, 0.01)
+        y = x.clone()
+        y[0, 0, 15, 15] += 1
+        d = (fine.restore(y) - fine.restore(x)).abs()[0].sum(0) - (unet.restore(y) - unet.restore(x)).abs()[0].sum(0)
+    assert d.abs()[12:19, 12:19].sum() > 0
+
+
+def test_warm_start_names_what_differs():
+    with pytest.raises(ValueError, match=r"warm start's network differs: .*body 'unet' \(run: 'flat'\)"):
+        warm_start(build_model(preset("tiny")), build_model(preset("unet")))
+    with pytest.raises(ValueError, match=r"fine_channels 16 \(run: 0\)"):  # a path is never dropped
+        warm_start(build_model(preset("unet")), build_model(preset("unet-fine")))
+    with pytest.raises(ValueError, match="needs the unet body"):
+        replace(PRESETS["small"], fine_channels=8)
 
 
 def test_costs():

@@ -40,7 +40,7 @@ np.savez(sys.argv[2], **{str(i): out[p] for i, p in enumerate(sys.argv[3::2])})
 
 
 # ModelConfig fields added after the reference; a flat body with them is what the reference builds
-LATER_FIELDS = ("body", "unet_channels", "unet_blocks")
+LATER_FIELDS = ("body", "unet_channels", "unet_blocks", "fine_channels", "fine_blocks")
 
 
 def _git_tree(commit, path, into):

@@ -39,6 +39,10 @@ class ModelConfig:
     body: str = "flat"
     unet_channels: tuple[int, ...] = (32, 64, 128)
     unet_blocks: tuple[int, ...] = (2, 2, 4)
+    # U-Net only: a path at full resolution (H×W) with ``fine_channels`` (0: none) and
+    # ``fine_blocks`` residual blocks, for the pixel-level detail the H/2 levels lose
+    fine_channels: int = 0
+    fine_blocks: int = 2
     global_channels: tuple[int, ...] = (32, 64, 128, 256)  # Table I, conv1..conv4
     global_pool: bool = False  # average-pool the 7×7 map before fc1 (small presets; paper: False)
     global_hidden: int = 1024  # fc1 width
@@ -57,6 +61,8 @@ class ModelConfig:
         if 2 ** len(self.unet_channels) > GRID:
             # the lowest level must divide every window the engine cuts on its grid
             raise ValueError(f"a U-Net body has at most {GRID.bit_length() - 1} levels, got {len(self.unet_channels)}")
+        if self.fine_channels and self.body != "unet":
+            raise ValueError("a full-resolution path (fine_channels) needs the unet body")
 
     @property
     def image_channels(self) -> int:
@@ -96,6 +102,8 @@ PRESETS: dict[str, ModelConfig] = {
     "unet": ModelConfig(body="unet", unet_channels=(32, 64, 128), unet_blocks=(2, 2, 4), global_pool=True,
                         global_hidden=256),
 }
+# unet plus a 16-channel path at full resolution: it warm-starts from unet weights (see warm_start)
+PRESETS["unet-fine"] = replace(PRESETS["unet"], fine_channels=16)
 
 
 def preset(name: str, *, colour: bool = True, variant: str = "qgcn") -> ModelConfig:
@@ -209,6 +217,17 @@ class UNetQGCN(nn.Module):
         self.ups = nn.ModuleList(nn.Sequential(_conv(b, 4 * a), nn.PixelShuffle(2)) for a, b in zip(ch[:-1], ch[1:]))
         self.decoders = nn.ModuleList(_stack(c, n, cfg.res_scale) for c, n in zip(ch[:-1], nb[:-1]))
         self.tail = nn.Sequential(_conv(ch[0], 4 * ch[0]), nn.PixelShuffle(2), _conv(ch[0], cfg.image_channels))
+        if cfg.fine_channels:
+            # sees the input itself beside the up-sampled features; its last conv starts at zero
+            # so the network restores as it did without the path until training grows it
+            self.fine = nn.Sequential(
+                _conv(cin + ch[0], cfg.fine_channels), *_stack(cfg.fine_channels, cfg.fine_blocks, cfg.res_scale),
+                _conv(cfg.fine_channels, cfg.image_channels),
+            )
+            nn.init.zeros_(self.fine[-1].weight)
+            nn.init.zeros_(self.fine[-1].bias)
+        else:
+            self.fine = None
 
     def global_features(self, g):
         return None if self.global_branch is None else self.global_branch(g)
@@ -228,7 +247,9 @@ class UNetQGCN(nn.Module):
         f = self.bottom(f)
         for up, decode, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
             f = decode(up(f) + skip)
-        return x[:, : self.config.image_channels] + self.tail(f)
+        f = self.tail[:2](f)  # features at H×W
+        out = x[:, : self.config.image_channels] + self.tail[2](f)
+        return out if self.fine is None else out + self.fine(torch.cat([x, f], 1))
 
     def forward(self, x, g=None):
         return self.restore(x, None if g is None else self.global_features(g))
@@ -260,6 +281,19 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.variant == "arcnn":
         return ARCNN(cfg)
     return UNetQGCN(cfg) if cfg.body == "unet" else QGCN(cfg)
+
+
+def warm_start(model: nn.Module, source: nn.Module) -> None:
+    """Copy ``source``'s weights into ``model``. Their configs must match, except that ``model``
+    may add the full-resolution path ``source`` lacks: that path starts at zero, so ``model``
+    restores exactly as ``source`` does until training grows it."""
+    want, have = model.config, source.config
+    grows = not have.fine_channels and replace(want, fine_channels=0, fine_blocks=have.fine_blocks) == have
+    if want != have and not grows:
+        a, b = want.to_dict(), have.to_dict()
+        differ = ", ".join(f"{k} {b[k]!r} (run: {a[k]!r})" for k in a if a[k] != b[k])
+        raise ValueError(f"the warm start's network differs: {differ}")
+    model.load_state_dict(source.state_dict(), strict=not grows)
 
 
 def zero_global_output(model: nn.Module) -> None:

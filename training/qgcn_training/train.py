@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from napari_jpeg_restore.engine import memory_format_for, pick_device, run_precision
 from napari_jpeg_restore.jpeg import facts_from_image
-from napari_jpeg_restore.model import build_model, preset
+from napari_jpeg_restore.model import build_model, preset, warm_start
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
 from napari_jpeg_restore.weights import load_model
 
@@ -205,7 +205,10 @@ class Trainer:
         if s.init == "gaussian":
             _init_gaussian(self.model)
         if s.init_from:
-            self.model.load_state_dict(load_model(s.init_from, colour=not s.gray).state_dict())
+            try:
+                warm_start(self.model, load_model(s.init_from, colour=not s.gray))
+            except ValueError as exc:  # WeightsError is one too
+                raise TrainingStopped(f"--init-from {s.init_from}: {exc}") from None
         self.layout = _training_layout(self.device)
         self.model.to(self.device, memory_format=self.layout)
         if s.train_only == "global":

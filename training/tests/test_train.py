@@ -231,6 +231,21 @@ def test_init_from_exported_weights(pool_dir, tmp_path):
         assert torch.equal(warm["model"][k], v), k
 
 
+def test_init_from_grows_a_unet_a_full_resolution_path_and_refuses_other_networks(pool_dir, tmp_path):
+    unet = [*BASE, "--preset", "unet"]
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *unet, "--steps", "1"])
+    CliRunner().invoke(main, ["export", str(tmp_path / "a" / "checkpoint.pt"), "--out", str(tmp_path / "w")],
+                       catch_exceptions=False)
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--preset", "unet-fine", "--steps", "0",
+            "--init-from", str(tmp_path / "w")])
+    warm = _weights(tmp_path / "b")
+    assert warm["config"]["fine_channels"] == 16 and not warm["model"]["fine.3.weight"].any()
+    bad = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path / "c"), *BASE,
+                                    "--steps", "0", "--init-from", str(tmp_path / "w")])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert f"--init-from {tmp_path / 'w'}: the warm start's network differs" in bad.output and "body 'unet'" in bad.output
+
+
 def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "0", "--high-share", "0.6"])
     variety = _weights(tmp_path)["settings"]["variety"]
