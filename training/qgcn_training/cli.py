@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -102,8 +103,6 @@ def _ints(text: str) -> list[int]:
 def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_path, plot_qf, crops_dir,
              **restore_options):
     """Score a model on the paper's test sets; print a markdown table like Tables II/III."""
-    from pathlib import Path
-
     from tqdm import tqdm
 
     from napari_jpeg_restore.engine import Engine
@@ -163,16 +162,21 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--ema", is_flag=True, help="Export the moving average of the weights (a run trained with --ema).")
-@click.option("--evaluation", type=click.Path(exists=True, dir_okay=False), help="evaluate's JSON to store in the record.")
+@click.option("--evaluation", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="evaluate's JSON to store in the record (repeatable: the results are merged).")
 @click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False),
               help="Where LIVE1 is, for the guard gains CI checks shipped models against.")
 def export(checkpoint, out, ema, evaluation, data_root):
     """Write CHECKPOINT as shipped weights: fp16 safetensors + config.json with its record."""
+    from .evaluate import merge_results
     from .export import export as run
 
     try:
-        click.echo(run(checkpoint, out, ema=ema, evaluation=json.loads(open(evaluation).read()) if evaluation else None,
-                       data_root=data_root))
+        results = merge_results([json.loads(Path(p).read_text()) for p in evaluation]) if evaluation else None
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(f"--evaluation {', '.join(evaluation)}: {exc}") from None
+    try:
+        click.echo(run(checkpoint, out, ema=ema, evaluation=results, data_root=data_root))
     except ValueError as exc:
         raise click.ClickException(f"{checkpoint}: {exc}") from None
 

@@ -103,6 +103,28 @@ def inputs_hash(images) -> str:
     return h.hexdigest()[:16]
 
 
+def merge_results(results: list[dict]) -> dict:
+    """One record from several ``evaluate --json`` results of the same model and options (e.g. QF
+    10-50 on two sets, QF 60-95 on LIVE1, the plot's curves): rows and hashes joined."""
+    merged = {**results[0], "hashes": {}, "rows": [], "gain_curves": {}}
+    seen = set()
+    for r in results:
+        for key in ("model", "options", "precision_run"):
+            if r[key] != merged[key]:
+                raise ValueError(f"results of different runs cannot be merged: {key} {merged[key]!r} vs {r[key]!r}")
+        if r["gray_model"] and merged["gray_model"] not in (None, r["gray_model"]):
+            raise ValueError(f"results of different gray models: {merged['gray_model']!r} vs {r['gray_model']!r}")
+        merged["gray_model"] = merged["gray_model"] or r["gray_model"]
+        for row in r["rows"]:
+            if (row["set"], row["qf"]) in seen:
+                raise ValueError(f"{row['set']} at QF {row['qf']} is measured twice")
+            seen.add((row["set"], row["qf"]))
+        merged["rows"] += r["rows"]
+        merged["hashes"].update(r["hashes"])
+        merged["gain_curves"].update(r["gain_curves"])
+    return merged
+
+
 def gains_summary(rows: list[Row]) -> str:
     """One line per set: PSNR gain over JPEG per QF, ours and (the paper's QGCN)."""
     qfs = sorted({r.qf for r in rows})

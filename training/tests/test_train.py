@@ -197,6 +197,30 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     assert Image.open(tmp_path / "crops" / "bikes-qf10.png").size == (3 * 192, 192)
 
 
+def test_export_merges_evaluations_of_one_model_and_refuses_a_repeated_one(pool_dir, tmp_path):
+    import json
+
+    from conftest import DATA, need
+    from napari_jpeg_restore.weights import load_model
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "run"), *BASE, "--gray", "--steps", "2"])
+    ck = str(tmp_path / "run" / "checkpoint.pt")
+    for qf in ("10", "40"):
+        out = CliRunner().invoke(main, ["evaluate", "--model", ck, "--sets", "classic5", "--qf", qf, "--data-root",
+                                        str(need(DATA)), "--json", str(tmp_path / f"qf{qf}.json")])
+        assert out.exit_code == 0, out.output
+    both = ["--evaluation", str(tmp_path / "qf10.json"), "--evaluation", str(tmp_path / "qf40.json")]
+    out = CliRunner().invoke(main, ["export", ck, "--out", str(tmp_path / "w"), *both])
+    assert out.exit_code == 0, out.output
+    evaluation = load_model(tmp_path / "w", colour=False).record["evaluation"]
+    separate = [json.loads((tmp_path / f"qf{qf}.json").read_text())["rows"][0] for qf in ("10", "40")]
+    assert evaluation["rows"] == separate and list(evaluation["hashes"]) == ["classic5"]
+    twice = ["--evaluation", str(tmp_path / "qf10.json")] * 2
+    out = CliRunner().invoke(main, ["export", ck, "--out", str(tmp_path / "w2"), *twice])
+    assert out.exit_code != 0 and "classic5 at QF 10 is measured twice" in out.output
+    assert not (tmp_path / "w2").exists()
+
+
 def test_evaluate_skips_a_named_model_of_the_other_kind_but_not_a_broken_one(tmp_path):
     import shutil
 
