@@ -36,6 +36,10 @@ LOG_HEADER = "step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_
 #: A validation this far below the best one means the run diverged (noise is ~0.05 dB).
 DIVERGED_DB = 1.0
 SCHEDULES = ("step", "cosine")
+LOSSES = ("l1", "balanced")
+#: The balanced loss's floor on a patch's JPEG error (half a grey level): a near-lossless patch
+#: must not get an unbounded weight.
+BALANCE_FLOOR = 0.5 / 255
 TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -62,6 +66,9 @@ class TrainSettings:
     # restoration branch frozen: a cheap first 256×256 stage on top of a trained QCN)
     train_only: str | None = None
     clip_grad: float = 0.5  # max gradient norm: keeps high learning rates from blowing up
+    # "l1": L1 over the batch, which the low-quality patches dominate; "balanced": each patch's
+    # L1 weighted by the batch's mean JPEG error over its own, so every quality gets a share
+    loss: str = "l1"
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -79,6 +86,8 @@ class TrainSettings:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule == "cosine" and self.steps is None and self.minutes is None:
             raise ValueError("the cosine schedule needs a budget to plan for: give steps or minutes")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(f"precision must be one of {TRAIN_PRECISIONS}, got {self.precision!r}")
         if self.train_only not in (None, "global"):
@@ -161,6 +170,20 @@ def _training_layout(device):
     if device.type == "cpu" and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
         return torch.contiguous_format
     return memory_format_for(device)
+
+
+def restoration_loss(restored, target, decoded, kind: str = "l1"):
+    """The training loss on network outputs, targets and the decoded JPEG inputs (B, C, H, W,
+    the network's colour space). ``balanced`` weights patch i by mean_j(e_j) / e_i, e the JPEG's
+    own mean absolute error (at least :data:`BALANCE_FLOOR`): the loss keeps L1's scale while a
+    QF 95 patch counts as much as a QF 5 one."""
+    out, gt = display_space(restored.float()), display_space(target)
+    if kind == "l1":
+        return F.l1_loss(out, gt)
+    per_patch = (out - gt).abs().mean(dim=(1, 2, 3))
+    jpeg_error = (display_space(decoded.float()) - gt).abs().mean(dim=(1, 2, 3)).clamp_min(BALANCE_FLOOR)
+    weights = jpeg_error.mean() / jpeg_error
+    return (weights * per_patch).mean()
 
 
 def _init_gaussian(model, std=0.01):
@@ -294,7 +317,7 @@ class Trainer:
         g = g.to(self.device, memory_format=self.layout) if g is not None else None
         with self.autocast:
             y = self.net(x, g)
-        loss = F.l1_loss(display_space(y.float()), display_space(t))
+        loss = restoration_loss(y, t, x[:, : t.shape[1]], self.s.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.clip_grad:

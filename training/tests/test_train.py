@@ -111,6 +111,19 @@ def test_cosine_plan_runs_from_lr_to_lr_final_over_whichever_budget_ends_first()
     assert [step.learning_rate(k, 0.0) for k in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
 
 
+def test_balanced_loss_weights_each_patch_by_the_inverse_of_its_jpeg_error():
+    from qgcn_training.train import BALANCE_FLOOR, restoration_loss
+
+    target = torch.full((3, 1, 4, 4), 0.5)
+    decoded = target + torch.tensor([0.2, 0.02, 0.0]).view(3, 1, 1, 1)  # coarse, fine, lossless JPEGs
+    restored = target + torch.tensor([0.1, 0.01, 0.001]).view(3, 1, 1, 1)
+    errors = torch.tensor([0.1, 0.01, 0.001])
+    assert restoration_loss(restored, target, decoded, "l1") == pytest.approx(float(errors.mean()))
+    jpeg = torch.tensor([0.2, 0.02, BALANCE_FLOOR])  # the lossless patch's error is floored
+    expected = float((jpeg.mean() / jpeg * errors).mean())
+    assert restoration_loss(restored, target, decoded, "balanced") == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--schedule", "cosine"], "needs a budget"),
     (["--ema", "1.5", "--steps", "1"], "ema must be a decay"),
