@@ -120,10 +120,10 @@ def test_widget_offers_every_option(make_napari_viewer, errors):
     w = RestoreWidget(viewer)
     assert w.options() == DEFAULTS
     changed = RestoreOptions(model="qgcn-gray", device="cpu", tile=256, overlap=48, threads=1, precision="bfloat16",
-                             strength=1.5)
+                             strength=1.5, consistency=0.3)
     assert all(getattr(changed, f.name) != f.default for f in fields(RestoreOptions))
     w._model.value, w._device.value, w._tile.value, w._overlap.value = "qgcn-gray", "cpu", 256, 48
-    w._threads.value, w._precision.value, w._strength.value = 1, "bfloat16", 1.5
+    w._threads.value, w._precision.value, w._strength.value, w._consistency.value = 1, "bfloat16", 1.5, "0.3"
     assert w.options() == changed
     w._tile.value = 64  # not larger than twice the overlap: refused before any work
     w.reset_choices()

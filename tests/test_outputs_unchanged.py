@@ -81,8 +81,9 @@ def test_trained_models_restore_as_before(tmp_path):
     for i, (path, model) in enumerate(zip(args[::2], args[1::2])):
         original, reference = np.asarray(cases[i][0]), before[str(i)]
         with Image.open(path) as im:
-            exact = np.asarray(restore(im, model=model, precision="float32"))
-            default = np.asarray(restore(im, model=model))
+            # the reference code has no consistency projection: compare the network's own output
+            exact = np.asarray(restore(im, model=model, precision="float32", consistency="off"))
+            default = np.asarray(restore(im, model=model, consistency="off"))
         assert exact.dtype == np.uint8 and np.abs(exact.astype(int) - reference).max() <= 1, (path, model)
         deltas.append(abs(psnr(default, original) - psnr(reference, original)))
     assert max(deltas) <= 0.02 and np.mean(deltas) <= 0.01, deltas

@@ -33,13 +33,15 @@ class RestoreWidget(Container):
                                    tooltip=option_help("precision"))
         self._strength = FloatSpinBox(label="strength", min=0.25, max=4.0, step=0.05, value=DEFAULTS.strength,
                                       tooltip=option_help("strength"))
+        self._consistency = LineEdit(label="consistency", value=str(DEFAULTS.consistency),
+                                     tooltip=option_help("consistency"))
         self._preview = PushButton(text="Preview", tooltip="Restore only the part in view (at most ~1 MP), into "
                                    "a temporary layer: try the settings before the whole image.")
         self._run = PushButton(text="Run")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
         self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._overlap,
-                     self._threads, self._precision, self._strength, self._preview, self._run, self._stop,
+                     self._threads, self._precision, self._strength, self._consistency, self._preview, self._run, self._stop,
                      self._status])
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
         self._preview.clicked.connect(self.preview)
@@ -101,7 +103,8 @@ class RestoreWidget(Container):
         """The options as set in the widget (validated: a bad one raises ValueError)."""
         return RestoreOptions(model=self._model.value.strip(), device=self._device.value, tile=self._tile.value,
                               overlap=self._overlap.value, threads=self._threads.value or None,
-                              precision=self._precision.value, strength=self._strength.value)
+                              precision=self._precision.value, strength=self._strength.value,
+                              consistency=self._consistency.value.strip())
 
     def stop(self):
         if self.worker is not None:

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .consistency import DEFAULT_ALPHA, Coefficients, fits, project
 from .jpeg import JpegFacts
-from .network_io import NetworkIO, to_pixels
+from .network_io import NetworkIO, image_tensor, to_pixels
 from .options import DEFAULTS, GRID, OptionError, RestoreOptions
 
 
@@ -115,6 +116,9 @@ class Engine:
         self.device = pick_device(options.device)
         self.model = _on_device(model, self.device).eval()
         self.io = NetworkIO(self.model.config)
+        record = getattr(model, "record", None) or {}
+        #: the consistency interval's half-width this engine projects with (None: off)
+        self.alpha = options.alpha(record.get("consistency", {}).get("alpha", DEFAULT_ALPHA))
         self.tile = options.tile // GRID * GRID
         self.overlap = options.overlap // GRID * GRID
 
@@ -130,30 +134,41 @@ class Engine:
     def config(self):
         return self.model.config
 
-    def run(self, pixels: np.ndarray, facts: JpegFacts, *, progress=None, cancel=None) -> np.ndarray:
+    def run(self, pixels: np.ndarray, facts: JpegFacts, *, coefficients: Coefficients | None = None, progress=None,
+            cancel=None) -> np.ndarray:
         """Restore (H, W) or (H, W, 3) uint8 pixels coded as ``facts`` say; same shape out.
-        ``progress`` and ``cancel`` as in :func:`drive`."""
-        return drive(self.iter_tiles(pixels, facts), progress, cancel, facts.source)
+        ``coefficients``: the file's (see :meth:`iter_tiles`). ``progress`` and ``cancel`` as in
+        :func:`drive`."""
+        return drive(self.iter_tiles(pixels, facts, coefficients=coefficients), progress, cancel, facts.source)
 
     def tile_count(self, shape: tuple[int, ...], facts: JpegFacts, region=None) -> int:
         """How many tiles :meth:`iter_tiles` runs for an image of this shape (and region)."""
         top, bottom, left, right = self._padding(shape, facts)
-        return len(self._windows(shape[0] + top + bottom, shape[1] + left + right, _shifted(region, top, left)))
+        return len(self._windows(shape[0] + top + bottom, shape[1] + left + right, self._steps(facts),
+                                 _shifted(region, top, left)))
 
-    def iter_tiles(self, pixels: np.ndarray, facts: JpegFacts, *, before: int = 0, of: int | None = None,
-                   region: tuple[int, int, int, int] | None = None):
+    def iter_tiles(self, pixels: np.ndarray, facts: JpegFacts, *, coefficients: Coefficients | None = None,
+                   before: int = 0, of: int | None = None, region: tuple[int, int, int, int] | None = None):
         """Generator form of :meth:`run`: yields (tiles done, total) before each tile and at the
         end, and returns the restored pixels; closing it stops between tiles. Part of a larger
         job (frames of a stack), ``before`` tiles are done already, ``of`` are counted in all,
         and the end is yielded only by the part that ends the job. With ``region`` (y0, y1, x0,
         x1), only the tiles that cover it run (a preview): there the result is what the whole run
         gives; elsewhere the pixels come back as they were.
+
+        Unless ``options.consistency`` is off, each tile's output is projected onto the file's
+        quantization constraint set (:mod:`.consistency`) with ``coefficients`` (the file's own)
+        or, when None, coefficients estimated from ``pixels``. Tile cores lie on the MCU grid, so
+        tiled and whole runs project the same blocks.
         """
         import torch
 
         self.io.check(pixels, facts)
+        if coefficients is not None and not fits(coefficients, facts, *pixels.shape[:2]):
+            raise ValueError(f"{facts.source}: the coefficients given are not those of a "
+                             f"{pixels.shape[1]}×{pixels.shape[0]} image coded as its facts say")
         padded, (top, left) = self._pad(pixels, facts)
-        windows = self._windows(*padded.shape[:2], _shifted(region, top, left))
+        windows = self._windows(*padded.shape[:2], self._steps(facts), _shifted(region, top, left))
         of = len(windows) if of is None else of
         out = np.empty_like(padded) if region is None else padded.copy()
         old_threads = torch.get_num_threads()
@@ -173,19 +188,37 @@ class Engine:
                 (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) = win, core
                 with torch.inference_mode(), autocast:
                     x = self.io.restoration_input(padded[y0:y1, x0:x1], fed, y0, x0)[None].to(self.device)
-                    y = self.model.restore(x, global_features)[0].float()
-                    out[cy0:cy1, cx0:cx1] = to_pixels(y[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0])
+                    y = self.model.restore(x, global_features)[0].float()[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+                    if self.alpha is not None:
+                        with torch.autocast(self.device.type, enabled=False):  # the transform runs in float32
+                            y = self._consistent(y, facts, coefficients, padded, core, (top, left), pixels.shape)
+                    out[cy0:cy1, cx0:cx1] = to_pixels(y)
         finally:
             torch.set_num_threads(old_threads)
         if before + len(windows) == of:
             yield of, of
         return out[top : top + pixels.shape[0], left : left + pixels.shape[1]]
 
+    def _consistent(self, y, facts, coefficients, padded, core, offset, shape):
+        """A tile core's output ``y`` projected onto the constraint set (see :meth:`iter_tiles`)."""
+        (cy0, cy1, cx0, cx1), (top, left) = core, offset
+        decoded = None if coefficients is not None else image_tensor(padded[cy0:cy1, cx0:cx1]).to(self.device)
+        valid = (max(top - cy0, 0), min(top + shape[0] - cy0, cy1 - cy0),
+                 max(left - cx0, 0), min(left + shape[1] - cx0, cx1 - cx0))
+        return project(y, facts, self.alpha, coefficients=coefficients, decoded=decoded, origin=(cy0, cx0),
+                       valid=valid)
+
     @staticmethod
-    def _padding(shape, facts) -> tuple[int, int, int, int]:
+    def _steps(facts) -> tuple[int, int]:
+        """The grid (rows, cols) padded sizes and tile cores lie on: the tile grid and the MCU."""
+        step_y, step_x = (max(GRID, m) for m in facts.mcu)
+        return step_y, step_x
+
+    @classmethod
+    def _padding(cls, shape, facts) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) so block boundaries sit on multiples of 8 and the size
         fits the MCU and the tile grid."""
-        step_y, step_x = (max(GRID, m) for m in facts.mcu)
+        step_y, step_x = cls._steps(facts)
         top, left = ((-o) % 8 for o in facts.grid_offset)
         return top, (-(top + shape[0])) % step_y, left, (-(left + shape[1])) % step_x
 
@@ -195,16 +228,17 @@ class Engine:
         pad = ((top, bottom), (left, right)) + (((0, 0),) if pixels.ndim == 3 else ())
         return np.pad(pixels, pad, mode="edge"), (top, left)
 
-    def _windows(self, h, w, region=None):
-        """(window, core) boxes (y0, y1, x0, x1): cores tile the image, windows add the overlap;
-        with ``region``, only those whose core meets it."""
+    def _windows(self, h, w, steps, region=None):
+        """(window, core) boxes (y0, y1, x0, x1): cores tile the image on the ``steps`` grid,
+        windows add the overlap; with ``region``, only those whose core meets it."""
         if not self.tile or (h <= self.tile and w <= self.tile):
             return [((0, h, 0, w), (0, h, 0, w))]
-        core, o = self.tile - 2 * self.overlap, self.overlap
+        o = self.overlap
+        core_y, core_x = (max((self.tile - 2 * o) // s * s, s) for s in steps)
         boxes = []
-        for cy in range(0, h, core):
-            for cx in range(0, w, core):
-                cy1, cx1 = min(cy + core, h), min(cx + core, w)
+        for cy in range(0, h, core_y):
+            for cx in range(0, w, core_x):
+                cy1, cx1 = min(cy + core_y, h), min(cx + core_x, w)
                 if region and not (cy < region[1] and region[0] < cy1 and cx < region[3] and region[2] < cx1):
                     continue
                 win = (max(cy - o, 0), min(cy1 + o, h), max(cx - o, 0), min(cx1 + o, w))

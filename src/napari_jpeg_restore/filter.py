@@ -7,7 +7,9 @@ from collections.abc import Callable
 from PIL import Image, ImageFilter
 
 from .image_restore import restore
+from .consistency import Coefficients
 from .jpeg import facts_from_image
+from .table_sources import coefficients_for, find_tables
 from .options import DEFAULTS, RestoreOptions
 
 __all__ = ["QGCNRestore", "restore"]
@@ -23,24 +25,30 @@ class QGCNRestore(ImageFilter.MultibandFilter):
 
     name = "QGCNRestore"
 
-    def __init__(self, quantization=None, subsampling: str | None = None, *, model: str | None = DEFAULTS.model,
-                 device: str | None = DEFAULTS.device, tile: int = DEFAULTS.tile, overlap: int = DEFAULTS.overlap,
-                 threads: int | None = DEFAULTS.threads, precision: str = DEFAULTS.precision,
-                 strength: float = DEFAULTS.strength, progress: Callable[[int, int], None] | None = None,
+    def __init__(self, quantization=None, subsampling: str | None = None, *, coefficients: Coefficients | None = None,
+                 model: str | None = DEFAULTS.model, device: str | None = DEFAULTS.device, tile: int = DEFAULTS.tile,
+                 overlap: int = DEFAULTS.overlap, threads: int | None = DEFAULTS.threads,
+                 precision: str = DEFAULTS.precision, strength: float = DEFAULTS.strength,
+                 consistency: str | float = DEFAULTS.consistency, progress: Callable[[int, int], None] | None = None,
                  cancel: Callable[[], bool] | None = None):
-        self.quantization, self.subsampling = quantization, subsampling
+        self.quantization, self.subsampling, self.coefficients = quantization, subsampling, coefficients
         self.options = RestoreOptions(model=model, device=device, tile=tile, overlap=overlap, threads=threads,
-                                      precision=precision, strength=strength)
+                                      precision=precision, strength=strength, consistency=consistency)
         self.progress, self.cancel = progress, cancel
 
     @classmethod
     def from_image(cls, img, **options) -> "QGCNRestore":
-        """A filter that restores with ``img``'s own JPEG tables and sampling."""
-        return cls(quantization=facts_from_image(img), **options)
+        """A filter that restores with ``img``'s own JPEG tables and sampling, and the quantized
+        coefficients of the file it was opened from (the consistency projection's exact ones)."""
+        found = find_tables(colour=img.mode != "L", image=img)
+        if found.facts is None:
+            facts_from_image(img)  # names why this is no JPEG file
+        return cls(quantization=found.facts, coefficients=coefficients_for(found, (img.height, img.width)), **options)
 
     def filter(self, image):
         # Pillow's filter protocol hands over and takes back its core image object
         img = Image.new(image.mode, image.size)
         img.im = image
-        return restore(img, quantization=self.quantization, subsampling=self.subsampling, options=self.options,
+        return restore(img, quantization=self.quantization, subsampling=self.subsampling,
+                       coefficients=self.coefficients, options=self.options,
                        progress=self.progress, cancel=self.cancel).im

@@ -12,15 +12,18 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from .consistency import Coefficients
 from .engine import Engine
 from .jpeg import facts_from_image
 from .options import DEFAULTS, RestoreOptions
-from .table_sources import estimate_facts, find_tables, is_jpeg_file
+from .table_sources import coefficients_for, estimate_facts, find_tables, is_jpeg_file
 
 #: Modes restored, and the mode the network sees (alpha is kept aside exactly).
 MODES = {"L": "L", "RGB": "RGB", "LA": "L", "RGBA": "RGB"}
 #: Image info a restored image keeps.
 KEPT_INFO = ("icc_profile", "exif", "dpi")
+#: What ``info["jpeg_restore"]["coefficients"]`` says, by whether the file's own were read.
+COEFFICIENT_SOURCES = {True: "read from the file", False: "estimated from the pixels"}
 
 
 class BlindModeWarning(UserWarning):
@@ -34,7 +37,8 @@ def _source(img) -> str:
 def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEFAULTS.device,
             tile: int = DEFAULTS.tile, overlap: int = DEFAULTS.overlap, threads: int | None = DEFAULTS.threads,
             precision: str = DEFAULTS.precision, strength: float = DEFAULTS.strength,
-            quantization=None, subsampling: str | None = None,
+            consistency: str | float = DEFAULTS.consistency, quantization=None, subsampling: str | None = None,
+            coefficients: Coefficients | None = None,
             progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
             options: RestoreOptions | None = None) -> Image.Image:
     """Remove JPEG artifacts from a Pillow image; returns a new image of the same size and mode.
@@ -42,18 +46,25 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
     ``model``: None (the shipped model for the image's mode), a shipped name or a path to exported
     weights. ``tile``: window side in pixels (0 = whole image at once); ``overlap``: context on each
     side of a tile. ``strength`` scales the quantization maps the network sees: > 1 removes more
-    (as if compressed harder), < 1 less; 1.0 trusts the tables. ``options``: a
+    (as if compressed harder), < 1 less; 1.0 trusts the tables. ``consistency``: "auto" (the
+    default) holds the result to the file's quantization intervals with the model's own α, a
+    number sets α (0.5: the exact set), "off" skips it (see :mod:`.consistency`). ``options``: a
     :class:`RestoreOptions` to use instead of the keywords before it.
 
     ``quantization`` (a :class:`JpegFacts`, Pillow's ``{0: luma, 1: chroma}`` dict or 64-value
     tables) and ``subsampling`` override the tables; else an opened JPEG file's own are used, and
     other images get tables estimated from the pixels (with a :class:`BlindModeWarning`).
+    ``coefficients``: the file's quantized coefficients when ``img`` is not the opened file
+    itself (:func:`~napari_jpeg_restore.consistency.read_coefficients`); an opened file's own are
+    read from it, other images' are estimated from the pixels.
     ``progress(done, total)`` is called per tile; ``cancel()`` returning True raises
     :class:`RestoreCancelled`. ICC profile, EXIF and dpi are kept; the input is never modified.
     EXIF orientation is not applied: the pixels are restored as stored, on their coding-block grid.
+    ``result.info["jpeg_restore"]`` says where the tables came from and, when the result was
+    projected, whether the file's own coefficients were read or estimated from the pixels.
     """
     options = options or RestoreOptions(model=model, device=device, tile=tile, overlap=overlap, threads=threads,
-                                        precision=precision, strength=strength)
+                                        precision=precision, strength=strength, consistency=consistency)
     source = _source(img)
     if is_jpeg_file(img) and img.mode not in MODES:
         facts_from_image(img)  # names the unsupported JPEG kind (CMYK, YCCK)
@@ -62,8 +73,9 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
     base = img.convert(MODES[img.mode]) if img.mode != MODES[img.mode] else img
     pixels = np.asarray(base)
     colour = base.mode == "RGB"
-    facts = find_tables(colour=colour, source=source, quantization=quantization, subsampling=subsampling,
-                        image=img).facts
+    found = find_tables(colour=colour, source=source, quantization=quantization, subsampling=subsampling,
+                        image=img)
+    facts, note = found.facts, {"tables": found.origin}
     if facts is None:
         warnings.warn(
             f"{source}: no JPEG tables at hand (not an opened JPEG file, or a filter, which sees only "
@@ -76,9 +88,14 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
             warnings.warn(f"{source}: no JPEG quantization found in the pixels; returned unchanged",
                           BlindModeWarning, stacklevel=2)
     if facts is not None:
-        pixels = Engine.for_kind(options, colour).run(pixels, facts, progress=progress, cancel=cancel)
+        engine = Engine.for_kind(options, colour)
+        if engine.alpha is not None:
+            coefficients = coefficients or coefficients_for(found, pixels.shape)
+            note.update(consistency=engine.alpha, coefficients=COEFFICIENT_SOURCES[coefficients is not None])
+        pixels = engine.run(pixels, facts, coefficients=coefficients, progress=progress, cancel=cancel)
     result = Image.fromarray(np.ascontiguousarray(pixels), base.mode)
     if img.mode != base.mode:
         result.putalpha(img.getchannel("A"))
     result.info.update({k: img.info[k] for k in KEPT_INFO if k in img.info})
+    result.info["jpeg_restore"] = note
     return result

@@ -60,17 +60,27 @@ def ijg_tables(quality: int, *, baseline: bool = True) -> tuple[np.ndarray, np.n
     return tuple(np.clip((t * scale + 50) // 100, 1, 255 if baseline else 65535) for t in (_IJG_LUMA, _IJG_CHROMA))
 
 
-def encode_jpeg(image, **save) -> Image.Image:
-    """``image`` (a Pillow image or uint8 array) JPEG-coded in memory with Pillow's ``save``
-    options and opened again: a JPEG file with its tables and sampling, as read from disk."""
+def jpeg_bytes(image, **save) -> bytes:
+    """``image`` (a Pillow image or uint8 array) as the bytes of a JPEG file coded by Pillow
+    with its ``save`` options."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buf = io.BytesIO()
     image.save(buf, "JPEG", **save)
-    buf.seek(0)
-    out = Image.open(buf)
+    return buf.getvalue()
+
+
+def open_jpeg_bytes(data: bytes) -> Image.Image:
+    """The decoded file held in ``data``: a JPEG image with its tables and sampling."""
+    out = Image.open(io.BytesIO(data))
     out.load()
     return out
+
+
+def encode_jpeg(image, **save) -> Image.Image:
+    """``image`` JPEG-coded in memory (:func:`jpeg_bytes`) and opened again: a JPEG file with
+    its tables and sampling, as read from disk."""
+    return open_jpeg_bytes(jpeg_bytes(image, **save))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from .engine import Engine
 from .jpeg import to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
-from .table_sources import estimate_facts, find_tables
+from .table_sources import coefficients_for, estimate_facts, find_tables
 
 
 #: The most pixels a preview restores: a few seconds on a laptop's CPU.
@@ -80,6 +80,8 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
                         path=source_path, shape=shape)
     engine = Engine.for_kind(options, rgb)
     stored = [to_stored(f, found.orientation) for f in frames]
+    # one frame from a file: its exact coefficients; stacks and other sources estimate them per frame
+    coefficients = coefficients_for(found, stored[0].shape) if len(stored) == 1 and engine.alpha is not None else None
     facts = [found.facts or estimate_facts(f) for f in stored]
     box = _stored_region(region, shape, found.orientation)
     total = sum(engine.tile_count(f.shape, ff, box) for f, ff in zip(stored, facts) if ff is not None)
@@ -87,7 +89,8 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
     for i, (frame, frame_facts) in enumerate(zip(stored, facts)):
         restored = frame
         if frame_facts is not None:
-            restored = yield from engine.iter_tiles(frame, frame_facts, before=done, of=total, region=box)
+            restored = yield from engine.iter_tiles(frame, frame_facts, coefficients=coefficients, before=done, of=total,
+                                                    region=box)
             done += engine.tile_count(frame.shape, frame_facts, box)
         out[i] = to_upright(restored, found.orientation)
     if total == 0:  # no frame had tables to restore with: the end is still reported

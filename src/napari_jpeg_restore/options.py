@@ -42,6 +42,10 @@ class RestoreOptions:
     strength: float = field(default=1.0, metadata=_help(
         "Scales the quantization maps the network sees: > 1 removes more (as if compressed harder), < 1 less.",
         float))
+    consistency: str | float = field(default="auto", metadata=_help(
+        "Hold the output to the file's quantization intervals: each block's DCT coefficient within "
+        "(k ± α)·q of the coded one. auto: the model's own α (its record); a number: that α (0.5: the exact "
+        "set; smaller: nearer the coded values); off: no projection.", str))
 
     def __post_init__(self):
         # "default" and "auto" are how text fields spell the default; store them as None
@@ -61,6 +65,7 @@ class RestoreOptions:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not self.strength > 0:
             raise OptionError(f"strength must be positive, got {self.strength}")
+        object.__setattr__(self, "consistency", _consistency(self.consistency))
         if self.device is not None:
             from .engine import pick_device
 
@@ -70,8 +75,27 @@ class RestoreOptions:
 
             resolve(self.model, colour=True)  # a name or folder that does not exist fails here
 
+    def alpha(self, model_alpha: float) -> float | None:
+        """The interval half-width to project with (None: no projection), given the model's own."""
+        if self.consistency == "off":
+            return None
+        return model_alpha if self.consistency == "auto" else self.consistency
+
     def replace(self, **changes) -> "RestoreOptions":
         return replace(self, **changes)
+
+
+def _consistency(value) -> str | float:
+    """"auto", "off" or a half-width α in (0, 1], from a face's value (text or number)."""
+    if value in ("auto", "off"):
+        return value
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"consistency must be auto, off or a number in (0, 1], got {value!r}") from None
+    if not 0 < alpha <= 1:
+        raise OptionError(f"consistency α must be in (0, 1] (0.5 is the exact constraint set), got {value!r}")
+    return alpha
 
 
 DEFAULTS = RestoreOptions()

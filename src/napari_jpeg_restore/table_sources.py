@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .consistency import Coefficients, fits, read_coefficients
 from .jpeg import (JPEG_SUFFIXES, JpegFacts, exif_orientation, facts_from_dict, facts_from_image,
                    facts_from_tables, ijg_tables)
 
@@ -20,11 +21,14 @@ from .jpeg import (JPEG_SUFFIXES, JpegFacts, exif_orientation, facts_from_dict, 
 @dataclass(frozen=True)
 class FoundTables:
     """``facts`` None: estimate them from the pixels (:func:`estimate_facts`). ``orientation``:
-    the EXIF orientation that turns the stored pixels upright (1 when the pixels are stored)."""
+    the EXIF orientation that turns the stored pixels upright (1 when the pixels are stored).
+    ``path``: the JPEG file the facts were read from, whose quantized coefficients are then the
+    exact ones (:func:`coefficients_for`); None when the tables came from anywhere else."""
 
     facts: JpegFacts | None
     orientation: int
     origin: str
+    path: str | None = None
 
 
 def is_jpeg_file(img) -> bool:
@@ -70,17 +74,30 @@ def find_tables(*, colour: bool, source: str = "<image>", quantization=None, sub
                                   source=f"{source} at quality {quality}")
         return FoundTables(facts, 1, f"IJG tables of quality {quality}")
     if image is not None and is_jpeg_file(image):
-        return FoundTables(facts_from_image(image), 1, "the file's tables")
+        filename = getattr(image, "filename", "") or None
+        return FoundTables(facts_from_image(image), 1, "the file's tables", filename)
     if metadata and metadata.get("jpeg"):
         return FoundTables(facts_from_dict(metadata["jpeg"]), metadata.get("orientation", 1),
-                           "the file's tables (layer metadata)")
+                           "the file's tables (layer metadata)", metadata.get("path"))
     found = _file(path)
     if found is not None:
         facts, orientation, stored = found
         # a reader that kept the stored orientation needs no turning
         upright = 1 if shape is not None and tuple(shape[:2]) == stored else orientation
-        return FoundTables(facts, upright, f"the tables of {path}")
+        return FoundTables(facts, upright, f"the tables of {path}", str(path))
     return FoundTables(None, 1, "tables estimated from the pixels")
+
+
+def coefficients_for(found: FoundTables, stored_shape: tuple[int, ...]) -> Coefficients | None:
+    """The exact quantized coefficients for pixels of ``stored_shape`` restored with ``found``:
+    read from its file when there is one and it still holds this image, else None (the engine
+    then estimates them from the pixels)."""
+    if found.path is None or found.facts is None or not Path(found.path).is_file():
+        return None
+    coefficients = read_coefficients(found.path, found.facts)
+    if coefficients is None or not fits(coefficients, found.facts, *stored_shape[:2]):
+        return None
+    return coefficients
 
 
 def estimate_facts(pixels: np.ndarray, subsampling: str | None = None, source: str = "<pixels>") -> JpegFacts | None:

@@ -183,6 +183,33 @@ def export(checkpoint, out, ema, evaluation, data_root):
         raise click.ClickException(f"{checkpoint}: {exc}") from None
 
 
+@main.command("choose-consistency")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--threads", type=int, help="Torch CPU threads.")
+def choose_consistency(folder, data_root, threads):
+    """Choose the consistency α of exported weights in FOLDER on held-out training-pool images (set
+    pool-val: never LIVE1 or BSDS500 test) and store it in the record, with the guard gains re-measured
+    (the default output changes with it)."""
+    from tqdm import tqdm
+
+    from napari_jpeg_restore.weights import load_model, update_record
+
+    from . import evaluate as ev
+    from .export import record_guard
+
+    model = load_model(folder, colour=None)
+    name = "pool-val" if model.config.colour else "pool-val-gray"
+    images = ev.set_images(Path(data_root), name)
+    settings = 1 + len(ev.ALPHA_CANDIDATES)
+    with tqdm(total=len(images) * len(ev.ALPHA_QUALITIES) * settings, desc="choose α", leave=False) as bar:
+        alpha, table = ev.choose_alpha(model, images, RestoreOptions(threads=threads), progress=bar.update)
+    update_record(folder, consistency={"alpha": alpha, "set": name, "images": len(images),
+                                       "inputs": ev.inputs_hash(images), "gain_db_mean_worst": table})
+    record_guard(folder, data_root)
+    click.echo(json.dumps({"alpha": alpha, "gain_db_mean_worst": table}, indent=1))
+
+
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))

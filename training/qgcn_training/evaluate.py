@@ -9,14 +9,15 @@ compare across protocols where absolute PSNR does not.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from napari_jpeg_restore.consistency import coefficients_from_bytes
 from napari_jpeg_restore.engine import Engine
-from napari_jpeg_restore.jpeg import encode_jpeg, facts_from_image
+from napari_jpeg_restore.jpeg import facts_from_image, jpeg_bytes, open_jpeg_bytes
 from napari_jpeg_restore.weights import load_model, read_config, resolve
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
@@ -24,16 +25,21 @@ from .synthetic import validation_images
 from .metrics import psnr, psnr_b, ssim
 from .paper_tables import PAPER
 
-# set name -> (folder under the data root, glob, gray)
+#: Images of the training pool's first folder kept for choosing settings (the consistency α, a
+#: recipe): its last ones, whole, so a choice is never made on LIVE1 or BSDS500 test.
+POOL_VALIDATION = 12
+# set name -> (folder under the data root, glob, gray, how many of the last files: None for all)
 SETS = {
-    "live1": ("LIVE1", "*.png", False),
-    "live1-gray": ("LIVE1", "*.png", True),
-    "bsds500": ("BSDS500/test", "*.jpg", False),
-    "bsds500-gray": ("BSDS500/test", "*.jpg", True),
-    "classic5": ("Classic5", "*.png", True),
+    "live1": ("LIVE1", "*.png", False, None),
+    "live1-gray": ("LIVE1", "*.png", True, None),
+    "bsds500": ("BSDS500/test", "*.jpg", False, None),
+    "bsds500-gray": ("BSDS500/test", "*.jpg", True, None),
+    "classic5": ("Classic5", "*.png", True, None),
     # drawn, not read: a fixed set of text, line art, shapes, gradients and screenshots
-    "synthetic": (None, None, False),
-    "synthetic-gray": (None, None, True),
+    "synthetic": (None, None, False, None),
+    "synthetic-gray": (None, None, True, None),
+    "pool-val": ("WikiPhotos49", "*.png", False, POOL_VALIDATION),
+    "pool-val-gray": ("WikiPhotos49", "*.png", True, POOL_VALIDATION),
 }
 
 
@@ -50,10 +56,10 @@ def load_any(spec: str, colour: bool):
 
 
 def set_images(root: Path, name: str) -> list[tuple[str, np.ndarray]]:
-    folder, pattern, gray = SETS[name]
+    folder, pattern, gray, last = SETS[name]
     if folder is None:
         return validation_images(gray=gray)
-    files = sorted((root / folder).glob(pattern))
+    files = sorted((root / folder).glob(pattern))[-last if last else 0 :]
     if not files:
         raise FileNotFoundError(f"{root / folder}: no {pattern} images for set {name}")
     out = []
@@ -74,14 +80,22 @@ class Row:
     worst_image: str
 
 
+def coded(gt: np.ndarray, quality: int):
+    """``gt`` coded by Pillow at ``quality`` (its defaults: 4:2:0, IJG tables), as a file reader
+    sees it: (decoded pixels, facts, the file's quantized coefficients)."""
+    data = jpeg_bytes(gt, quality=quality)
+    jpeg = open_jpeg_bytes(data)
+    facts = facts_from_image(jpeg)
+    return np.asarray(jpeg), facts, coefficients_from_bytes(data, facts)
+
+
 def evaluate_set(engine: Engine, images, qualities, set_name: str, progress=None) -> list[Row]:
     rows = []
     for q in qualities:
         before, after, gains = [], [], []
         for name, gt in images:
-            jpeg = encode_jpeg(gt, quality=q)
-            decoded = np.asarray(jpeg)
-            restored = engine.run(decoded, facts_from_image(jpeg))
+            decoded, facts, coefficients = coded(gt, q)
+            restored = engine.run(decoded, facts, coefficients=coefficients)
             b = (psnr(decoded, gt), ssim(decoded, gt), psnr_b(decoded, gt))
             a = (psnr(restored, gt), ssim(restored, gt), psnr_b(restored, gt))
             before.append(b)
@@ -93,6 +107,24 @@ def evaluate_set(engine: Engine, images, qualities, set_name: str, progress=None
         rows.append(Row(set_name, q, len(images), tuple(np.mean(before, 0)), tuple(np.mean(after, 0)),
                         float(worst[0]), worst[1]))
     return rows
+
+
+#: The consistency half-widths a model's α is chosen from, and the qualities that choose it.
+ALPHA_CANDIDATES = (0.2, 0.3, 0.4, 0.5)
+ALPHA_QUALITIES = (10, 30, 50, 90, 95)
+
+
+def choose_alpha(model, images, options, qualities=ALPHA_QUALITIES, candidates=ALPHA_CANDIDATES, progress=None):
+    """The consistency α that gives ``model`` the highest PSNR gain over JPEG on ``images``, each
+    quality counting equally; returns (α, {setting: {qf: [mean gain, worst-image gain]}}) with
+    the setting "off" (no projection) measured beside the candidates."""
+    table = {}
+    for setting in ("off", *candidates):
+        rows = evaluate_set(Engine(model, replace(options, consistency=setting)), images, qualities, "choice",
+                            progress)
+        table[str(setting)] = {r.qf: [round(r.ours[0] - r.jpeg[0], 4), round(r.worst_gain, 4)] for r in rows}
+    best = max(candidates, key=lambda a: np.mean([gain for gain, _ in table[str(a)].values()]))
+    return best, table
 
 
 def inputs_hash(images) -> str:
@@ -189,9 +221,8 @@ def crops(engine: Engine, images, quality: int, folder: Path, size: int = 192) -
     for name, gt in images:
         if name not in CROP_IMAGES:
             continue
-        jpeg = encode_jpeg(gt, quality=quality)
-        decoded = np.asarray(jpeg)
-        restored = engine.run(decoded, facts_from_image(jpeg))
+        decoded, facts, coefficients = coded(gt, quality)
+        restored = engine.run(decoded, facts, coefficients=coefficients)
         y, x = (gt.shape[0] - size) // 2, (gt.shape[1] - size) // 2
         row = np.concatenate([a[y : y + size, x : x + size] for a in (decoded, restored, gt)], axis=1)
         Image.fromarray(row).save(folder / f"{name}-qf{quality}.png")

@@ -1,0 +1,194 @@
+"""Consistency with the file: the restored image projected onto the JPEG's quantization constraint set.
+
+A JPEG file fixes, for every 8×8 block of every component, the quantized DCT coefficients ``k``:
+the original block's coefficient lay within ``[(k - 0.5) q, (k + 0.5) q]`` for the table step
+``q``. :func:`project` clamps each block of a restored image to ``[(k - α) q, (k + α) q]`` (luma
+on its grid, chroma on its own sampling grid: the restored chroma box-averaged as libjpeg's
+encoder does, projected there, and the correction replicated back to full resolution), so the
+restoration invents nothing the file rules out. ``α`` 0.5 is the exact set; smaller holds the
+output nearer the coded values.
+
+The coefficients come exactly from the file when a file or its bytes are at hand
+(:func:`file_coefficients`, read with jpeglib, which decodes no pixels); otherwise they are
+estimated from the decoded pixels, block by block (``round(DCT(decoded) / q)``), which is exact
+for almost every luma coefficient but not for up-sampled chroma, so then sub-sampled chroma is
+left free.
+
+The projection always uses the file's own tables: ``strength`` changes what the network is told,
+not what the file says.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .jpeg import JpegFacts
+
+#: Interval half-width (in table steps) for models whose record names none: the exact set.
+DEFAULT_ALPHA = 0.5
+#: The jpeglib build that reads coefficients: libjpeg-turbo 2.1 also reads arithmetic-coded files,
+#: which jpeglib's default (libjpeg 6b) refuses.
+JPEGLIB_VERSION = "turbo210"
+#: Grey levels kept between a clamped coefficient and its file interval's edge: rounding the
+#: result to 8-bit RGB moves coefficients by up to about a level, which must not carry one out
+#: of the file's interval (with it, re-encoding gives back more of the file's coefficients than
+#: Pillow's own decode does, at QF 90 too; without, fewer at small steps).
+ROUNDING_MARGIN = 1.0
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """A file's quantized DCT coefficients: one (block rows, block cols, 8, 8) integer array per
+    component (natural order, as coded), and where they came from."""
+
+    blocks: tuple[np.ndarray, ...]
+    source: str
+
+
+def _read(path: str, facts: JpegFacts) -> Coefficients | None:
+    import jpeglib
+
+    try:
+        with jpeglib.version(JPEGLIB_VERSION):
+            jpeg = jpeglib.read_dct(path)
+            planes = (jpeg.Y,) if not facts.colour else (jpeg.Y, jpeg.Cb, jpeg.Cr)
+            tables = jpeg.qt
+            table_no = list(jpeg.quant_tbl_no)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if any(p is None for p in planes) or len(planes) != len(facts.tables):
+        return None
+    # the coefficients belong to these facts only if every component was quantized by its table
+    if any(not np.array_equal(tables[t], f) for t, f in zip(table_no, facts.tables)):
+        return None
+    return Coefficients(tuple(np.asarray(p, dtype=np.int32) for p in planes), facts.source)
+
+
+def read_coefficients(path, facts: JpegFacts) -> Coefficients | None:
+    """The quantized coefficients of the JPEG file at ``path``, or None when it cannot be read
+    or was not coded with ``facts``' tables."""
+    return _read(str(path), facts)
+
+
+def coefficients_from_bytes(data: bytes, facts: JpegFacts) -> Coefficients | None:
+    """:func:`read_coefficients` for a file held in memory (jpeglib reads only from paths)."""
+    fd, tmp = tempfile.mkstemp(suffix=".jpg")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return _read(tmp, facts)
+    finally:
+        os.unlink(tmp)
+
+
+def fits(coefficients: Coefficients, facts: JpegFacts, height: int, width: int) -> bool:
+    """Whether the coefficient arrays are the block grids of an image of this size and coding."""
+    if len(coefficients.blocks) != len(facts.tables):
+        return False
+    vmax, hmax = max(v for _, v in facts.sampling), max(h for h, _ in facts.sampling)
+    for blocks, (h, v) in zip(coefficients.blocks, facts.sampling):
+        rows, cols = -(-height * v // (vmax * 8)), -(-width * h // (hmax * 8))
+        if blocks.shape != (rows, cols, 8, 8):
+            return False
+    return True
+
+
+def _dct_matrix(dtype, device):
+    """The orthonormal 8-point DCT-II (JPEG's FDCT): coefficients = D @ block @ D.T."""
+    import torch
+
+    n = torch.arange(8, dtype=torch.float64)
+    d = torch.cos((2 * n[None, :] + 1) * n[:, None] * torch.pi / 16) * 0.5
+    d[0] /= 2**0.5
+    return d.to(dtype=dtype, device=device)
+
+
+def _blocks(plane):
+    """(H, W) -> (H/8, W/8, 8, 8)."""
+    h, w = plane.shape
+    return plane.reshape(h // 8, 8, w // 8, 8).transpose(1, 2)
+
+
+def _unblocks(blocks):
+    """Inverse of :func:`_blocks`."""
+    rows, cols = blocks.shape[:2]
+    return blocks.transpose(1, 2).reshape(rows * 8, cols * 8)
+
+
+def _down(plane, fy: int, fx: int):
+    if fy == fx == 1:
+        return plane
+    h, w = plane.shape
+    return plane.reshape(h // fy, fy, w // fx, fx).mean(dim=(1, 3))
+
+
+def _edge_replicated(ycc, valid):
+    """``ycc`` (C, H, W) with the pixels outside ``valid`` (y0, y1, x0, x1) replaced by the
+    nearest pixel inside, as an encoder pads partial blocks."""
+    import torch
+
+    h, w = ycc.shape[1:]
+    y0, y1, x0, x1 = valid
+    if (y0, y1, x0, x1) == (0, h, 0, w):
+        return ycc
+    rows = torch.arange(h, device=ycc.device).clamp(y0, y1 - 1)
+    cols = torch.arange(w, device=ycc.device).clamp(x0, x1 - 1)
+    return ycc[:, rows][:, :, cols]
+
+
+def project(ycc, facts: JpegFacts, alpha: float, *, coefficients: Coefficients | None = None, decoded=None,
+            origin: tuple[int, int] = (0, 0), valid: tuple[int, int, int, int] | None = None):
+    """``ycc`` (C, H, W): a restored region (Y or Y/Cb/Cr in [0, 1], the network's space) whose
+    top-left pixel sits at ``origin`` of the block-aligned image, on its MCU grid, and whose size
+    is a whole number of MCUs. Returns it with every block's coefficients clamped to the
+    intervals ``k q ± min(alpha q, q / 2 - ROUNDING_MARGIN)`` (at least ``k q`` itself);
+    differentiable (a training loss can see it).
+
+    ``k`` comes from ``coefficients`` (the file's; blocks the file lacks stay free) or, when
+    None, from ``decoded`` (the JPEG's decoded region, same shape as ``ycc``). ``valid`` (y0, y1,
+    x0, x1) is the region's part inside the image; outside it the pixels are replaced by edge
+    replication before the transform, as the encoder did.
+    """
+    import torch
+
+    c, h, w = ycc.shape
+    valid = valid or (0, h, 0, w)
+    d = _dct_matrix(ycc.dtype, ycc.device)
+    levels = _edge_replicated(ycc, valid) * 255 - 128
+    coded = None if coefficients is not None else _edge_replicated(decoded, valid) * 255 - 128
+    vmax, hmax = max(v for _, v in facts.sampling), max(h_ for h_, _ in facts.sampling)
+    out = []
+    for i in range(c):
+        (hs, vs), q = facts.sampling[i], torch.as_tensor(facts.tables[i], dtype=ycc.dtype, device=ycc.device)
+        fy, fx = vmax // vs, hmax // hs
+        if coefficients is None and (fy, fx) != (1, 1):
+            # k estimated from up-sampled chroma is not the file's (it costs 0.05 dB at QF 95): left free
+            out.append(levels[i])
+            continue
+        small = _down(levels[i], fy, fx)
+        dct = d @ _blocks(small) @ d.T
+        if coefficients is not None:
+            k = _file_blocks(coefficients.blocks[i], origin[0] // (8 * fy), origin[1] // (8 * fx), dct.shape[:2])
+            k = torch.as_tensor(k, dtype=ycc.dtype, device=ycc.device)
+        else:
+            k = torch.round((d @ _blocks(_down(coded[i], fy, fx)) @ d.T) / q)
+        # NaN marks a block the file does not have: it stays as restored
+        half = torch.clamp(torch.minimum(alpha * q, 0.5 * q - ROUNDING_MARGIN), min=0)
+        clamped = torch.where(torch.isnan(k), dct, torch.minimum(torch.maximum(dct, k * q - half), k * q + half))
+        correction = _unblocks(d.T @ (clamped - dct) @ d)
+        if fy > 1 or fx > 1:
+            correction = correction.repeat_interleave(fy, 0).repeat_interleave(fx, 1)
+        out.append(levels[i] + correction)
+    return (torch.stack(out) + 128) / 255
+
+
+def _file_blocks(blocks: np.ndarray, row: int, col: int, shape) -> np.ndarray:
+    """``shape`` blocks of a coefficient array from (row, col), NaN where the file has none."""
+    out = np.full((*shape, 8, 8), np.nan, dtype=np.float32)
+    part = blocks[row : row + shape[0], col : col + shape[1]]
+    out[: part.shape[0], : part.shape[1]] = part
+    return out
