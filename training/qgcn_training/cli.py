@@ -43,6 +43,8 @@ def main():
 @click.option("--clip-grad", default=0.5, show_default=True, help="Max gradient norm (0: no clipping).")
 @click.option("--loss", default="l1", type=click.Choice(["l1", "balanced"]), show_default=True,
               help="balanced: each patch's L1 weighted by the inverse of its JPEG's error, so high qualities count.")
+@click.option("--consistency", type=click.FloatRange(0, 1, min_open=True),
+              help="Train through the consistency projection at this half-width α (e.g. 0.3; default: off).")
 @click.option("--init", default="default", type=click.Choice(["default", "gaussian"]), show_default=True)
 @click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
 @click.option("--train-only", type=click.Choice(["global"]),

@@ -7,7 +7,6 @@ uninterrupted one would have seen, and DDP ranks draw disjoint samples of the sa
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from napari_jpeg_restore.jpeg import JPEG_SUFFIXES, encode_jpeg, facts_from_image, ijg_scale, ijg_tables
+from napari_jpeg_restore.consistency import coefficients_from_bytes
+from napari_jpeg_restore.jpeg import (JPEG_SUFFIXES, facts_from_image, ijg_scale, ijg_tables, jpeg_bytes,
+                                      open_jpeg_bytes)
 from napari_jpeg_restore.network_io import NetworkIO, image_tensor
 
 from .synthetic import draw_synthetic
@@ -89,8 +90,8 @@ def make_tables(family: str, quality: int, rng) -> list[list[int]]:
 PILLOW_SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 
 
-def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) -> Image.Image:
-    """JPEG-code ``patch`` and return the decoded file (tables and sampling intact).
+def encode_bytes(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) -> bytes:
+    """JPEG-code ``patch``: the file's bytes.
 
     Pillow codes everything it can; 4:4:0 and 4:1:1, which it cannot write, are coded by
     libjpeg-turbo through simplejpeg, with IJG tables whatever the family (it takes no others).
@@ -98,17 +99,19 @@ def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) 
     if patch.ndim == 3 and subsampling not in PILLOW_SUBSAMPLINGS:
         import simplejpeg
 
-        data = simplejpeg.encode_jpeg(np.ascontiguousarray(patch), quality=quality,
+        return simplejpeg.encode_jpeg(np.ascontiguousarray(patch), quality=quality,
                                       colorsubsampling=subsampling.replace(":", ""))
-        out = Image.open(io.BytesIO(data))
-        out.load()
-        return out
     kwargs = {"qtables": make_tables(family, quality, rng)} if family != "ijg" else {"quality": quality}
     if patch.ndim == 2:  # one component: no chroma to subsample, one table
         subsampling = "4:4:4"
         if "qtables" in kwargs:
             kwargs["qtables"] = kwargs["qtables"][:1]
-    return encode_jpeg(patch, subsampling=subsampling, **kwargs)
+    return jpeg_bytes(patch, subsampling=subsampling, **kwargs)
+
+
+def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) -> Image.Image:
+    """:func:`encode_bytes`, decoded: the file with its tables and sampling intact."""
+    return open_jpeg_bytes(encode_bytes(patch, quality, family, subsampling, rng))
 
 
 def load_pool(dirs, gray: bool = False) -> list[tuple[np.ndarray, bool]]:
@@ -127,12 +130,18 @@ def load_pool(dirs, gray: bool = False) -> list[tuple[np.ndarray, bool]]:
 
 
 class PatchSampler:
-    """Draws batches of (network input, global input, target) for a given step."""
+    """Draws batches of (network input, global input, target, constraints) for a given step.
 
-    def __init__(self, pool, io: NetworkIO, *, patch: int = 64, variety: JpegVariety = JpegVariety(), seed: int = 0):
+    ``constraints`` (when ``with_coefficients``): each patch's JPEG facts and the quantized
+    coefficients of its file, read back from its bytes, for the consistency projection; else None.
+    """
+
+    def __init__(self, pool, io: NetworkIO, *, patch: int = 64, variety: JpegVariety = JpegVariety(), seed: int = 0,
+                 with_coefficients: bool = False):
         if not pool:
             raise ValueError(f"no training images of at least {CROP}×{CROP} pixels")
         self.pool, self.io, self.patch, self.variety, self.seed = pool, io, patch, variety, seed
+        self.with_coefficients = with_coefficients
         # 256×256 crops with step 128 (section IV-A); a patch is drawn inside a crop
         self.crops = [
             (i, y, x)
@@ -170,18 +179,21 @@ class PatchSampler:
             if rng.random() < v.shifted_share and size > p:
                 dy, dx = (int(s) for s in rng.integers(1, size - p, 2))  # 1..7: off the first grid
         gt = np.ascontiguousarray(region[dy : dy + p, dx : dx + p])
-        jpeg = encode(np.ascontiguousarray(source[dy : dy + p, dx : dx + p]), quality, family, sub, rng)
-        return gt, jpeg
+        data = encode_bytes(np.ascontiguousarray(source[dy : dy + p, dx : dx + p]), quality, family, sub, rng)
+        return gt, open_jpeg_bytes(data), data
 
     def batch(self, step: int, size: int, rank: int = 0, world: int = 1):
         """The batch of ``step`` (``size`` samples per rank); deterministic in (seed, step, rank)."""
-        xs, gs, ts = [], [], []
+        xs, gs, ts, constraints = [], [], [], []
         for k in range(size):
             rng = np.random.default_rng([self.seed, step, rank * size + k])
-            gt, jpeg = self.sample(rng)
+            gt, jpeg, data = self.sample(rng)
             decoded = np.asarray(jpeg)
             facts = facts_from_image(jpeg)
             xs.append(self.io.restoration_input(decoded, facts))
             ts.append(image_tensor(gt))
             gs.append(self.io.global_input(decoded, facts))
-        return torch.stack(xs), (torch.stack(gs) if self.io.takes_global else None), torch.stack(ts)
+            if self.with_coefficients:
+                constraints.append((facts, coefficients_from_bytes(data, facts)))
+        return (torch.stack(xs), (torch.stack(gs) if self.io.takes_global else None), torch.stack(ts),
+                constraints if self.with_coefficients else None)

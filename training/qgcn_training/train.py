@@ -20,14 +20,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from napari_jpeg_restore.consistency import coefficients_from_bytes, project
 from napari_jpeg_restore.engine import memory_format_for, pick_device, run_precision
-from napari_jpeg_restore.jpeg import facts_from_image
+from napari_jpeg_restore.jpeg import facts_from_image, open_jpeg_bytes
 from napari_jpeg_restore.model import build_model, preset, warm_start
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
 from napari_jpeg_restore.weights import load_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import CROP, JpegVariety, PatchSampler, encode, load_pool
+from .data import CROP, JpegVariety, PatchSampler, encode_bytes, load_pool
 from .metrics import psnr
 
 VAL_QUALITIES = (10, 30, 50, 90)
@@ -69,6 +70,9 @@ class TrainSettings:
     # "l1": L1 over the batch, which the low-quality patches dominate; "balanced": each patch's
     # L1 weighted by the batch's mean JPEG error over its own, so every quality gets a share
     loss: str = "l1"
+    # the consistency projection (napari_jpeg_restore.consistency) in the forward pass, at this
+    # half-width α, so the network learns what the file's constraint leaves; None: off (the paper)
+    consistency: float | None = None
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -86,6 +90,8 @@ class TrainSettings:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.schedule == "cosine" and self.steps is None and self.minutes is None:
             raise ValueError("the cosine schedule needs a budget to plan for: give steps or minutes")
+        if self.consistency is not None and not 0 < self.consistency <= 1:
+            raise ValueError(f"consistency must be a half-width α in (0, 1], got {self.consistency}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.precision not in TRAIN_PRECISIONS:
@@ -135,29 +141,42 @@ def split_pool(s: TrainSettings):
     return held, pool
 
 
-class Validator:
-    """PSNR on fixed held-out crops at fixed qualities (IJG tables, 4:2:0)."""
+def consistent(y, constraints, alpha: float | None):
+    """Network outputs (B, C, H, W) projected onto each patch's constraint set ((facts,
+    coefficients) per patch; see :func:`napari_jpeg_restore.consistency.project`); as they are
+    when ``alpha`` is None."""
+    if alpha is None:
+        return y
+    return torch.stack([project(yi, facts, alpha, coefficients=k) for yi, (facts, k) in zip(y, constraints)])
 
-    def __init__(self, images, io: NetworkIO):
-        self.io = io
+
+class Validator:
+    """PSNR on fixed held-out crops at fixed qualities (IJG tables, 4:2:0), restored as the
+    engine restores them (projected onto each file's constraint set when ``alpha`` is set)."""
+
+    def __init__(self, images, io: NetworkIO, alpha: float | None = None):
+        self.io, self.alpha = io, alpha
         self.samples = []
         for pix in images:
             h, w = pix.shape[:2]
             y, x = (h - VAL_CROP) // 2, (w - VAL_CROP) // 2
             crop = np.ascontiguousarray(pix[y : y + VAL_CROP, x : x + VAL_CROP])
             for q in VAL_QUALITIES:
-                jpeg = encode(crop, q, "ijg", "4:2:0", None)
-                self.samples.append((crop, np.asarray(jpeg), facts_from_image(jpeg)))
+                data = encode_bytes(crop, q, "ijg", "4:2:0", None)
+                jpeg = open_jpeg_bytes(data)
+                facts = facts_from_image(jpeg)
+                self.samples.append((crop, np.asarray(jpeg), facts, coefficients_from_bytes(data, facts)))
 
     @torch.inference_mode()
     def __call__(self, model, device) -> tuple[float, float]:
         """(mean PSNR of the restored crops, mean PSNR of the JPEG inputs)."""
         model.eval()
         out, base = [], []
-        for gt, decoded, facts in self.samples:
+        for gt, decoded, facts, coefficients in self.samples:
             x = self.io.restoration_input(decoded, facts)[None].to(device)
             g = self.io.global_input(decoded, facts)
-            restored = to_pixels(model(x, None if g is None else g[None].to(device))[0].float())
+            y = model(x, None if g is None else g[None].to(device)).float()
+            restored = to_pixels(consistent(y, [(facts, coefficients)], self.alpha)[0])
             out.append(psnr(restored, gt))
             base.append(psnr(decoded, gt))
         model.train()
@@ -294,8 +313,9 @@ class Trainer:
     def prepare_data(self, resumed: bool) -> None:
         s = self.s
         held, pool = split_pool(s)
-        self.sampler = PatchSampler(pool, self.io, patch=s.patch, variety=JpegVariety(**s.variety), seed=s.seed)
-        self.validator = Validator([p for p, _ in held], self.io) if held and self.rank == 0 else None
+        self.sampler = PatchSampler(pool, self.io, patch=s.patch, variety=JpegVariety(**s.variety), seed=s.seed,
+                                    with_coefficients=s.consistency is not None)
+        self.validator = Validator([p for p, _ in held], self.io, s.consistency) if held and self.rank == 0 else None
         if self.rank == 0 and not (resumed and self.log_path.exists()):
             self.log_path.write_text(LOG_HEADER)
 
@@ -312,11 +332,12 @@ class Trainer:
 
     def train_step(self, batch) -> float:
         """One optimizer step on ``batch``; returns its loss."""
-        x, g, t = batch
+        x, g, t, constraints = batch
         x, t = x.to(self.device, memory_format=self.layout), t.to(self.device)
         g = g.to(self.device, memory_format=self.layout) if g is not None else None
         with self.autocast:
             y = self.net(x, g)
+        y = consistent(y.float(), constraints, self.s.consistency)  # float32: the transform is exact there
         loss = restoration_loss(y, t, x[:, : t.shape[1]], self.s.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

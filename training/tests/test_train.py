@@ -1,3 +1,4 @@
+import csv
 import os
 import signal
 import subprocess
@@ -290,6 +291,35 @@ def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
     assert variety["synthetic_share"] == 0.15
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0", "--synthetic-share", "0.4"])
     assert _weights(tmp_path / "b")["settings"]["variety"]["synthetic_share"] == 0.4
+
+
+def test_training_through_the_consistency_projection(pool_dir, tmp_path):
+    """--consistency puts the projection in the forward pass: each patch's coefficients come from its
+    own file, the gradient flows through it, the validator restores as the engine does, and the record
+    says so."""
+    from napari_jpeg_restore.consistency import project
+    from napari_jpeg_restore.model import preset
+    from napari_jpeg_restore.network_io import NetworkIO
+    from qgcn_training.data import JpegVariety, PatchSampler, load_pool
+    from qgcn_training.train import consistent
+
+    sampler = PatchSampler(load_pool([pool_dir]), NetworkIO(preset("tiny"), global_on=False), patch=32,
+                           variety=JpegVariety(), with_coefficients=True)
+    x, _, t, constraints = sampler.batch(3, 4)
+    assert len(constraints) == 4 and all(k.blocks[0].shape == (4, 4, 8, 8) for _, k in constraints)
+    y = (x[:, :3] + 0.05 * torch.randn_like(x[:, :3])).requires_grad_()
+    out = consistent(y, constraints, 0.3)
+    facts, k = constraints[0]
+    assert torch.equal(out[0], project(y[0], facts, 0.3, coefficients=k))
+    out.sum().backward()
+    assert y.grad.abs().sum() > 0
+    assert consistent(y, constraints, None) is y
+    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "4", "--val-every", "2",
+            "--consistency", "0.3", "--loss", "balanced"])
+    settings = _weights(tmp_path)["settings"]
+    assert settings["consistency"] == 0.3 and settings["loss"] == "balanced"
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert all(np.isfinite(float(r["loss"])) and float(r["val_psnr"]) > 0 for r in rows)
 
 
 def test_log_and_record_carry_process_cpu_time(pool_dir, tmp_path):

@@ -51,7 +51,7 @@ def test_double_compression_and_jpeg_ground_truth_cap():
                     synthetic_share=0.0)  # drawn patches are not JPEGs: no cap for them
     sampler = PatchSampler(pool, NetworkIO(preset("tiny"), global_on=False), patch=64, variety=v)
     for k in range(20):
-        gt, im = sampler.sample(np.random.default_rng(k))
+        gt, im, _ = sampler.sample(np.random.default_rng(k))
         facts = facts_from_image(im)
         assert gt.shape == (64, 64, 3) and im.size == (64, 64)
         # ground truth that is itself a JPEG never serves above QF 85
