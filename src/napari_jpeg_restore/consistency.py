@@ -38,6 +38,8 @@ JPEGLIB_VERSION = "turbo210"
 #: of the file's interval (with it, re-encoding gives back more of the file's coefficients than
 #: Pillow's own decode does, at QF 90 too; without, fewer at small steps).
 ROUNDING_MARGIN = 1.0
+#: Alternating projections per restored region (see :func:`project`).
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def _edge_replicated(ycc, valid):
 
 
 def project(ycc, facts: JpegFacts, alpha: float, *, coefficients: Coefficients | None = None, decoded=None,
-            origin: tuple[int, int] = (0, 0), valid: tuple[int, int, int, int] | None = None):
+            origin: tuple[int, int] = (0, 0), valid: tuple[int, int, int, int] | None = None, rounds: int = ROUNDS):
     """``ycc`` (C, H, W): a restored region (Y or Y/Cb/Cr in [0, 1], the network's space) whose
     top-left pixel sits at ``origin`` of the block-aligned image, on its MCU grid, and whose size
     is a whole number of MCUs. Returns it with every block's coefficients clamped to the
@@ -152,38 +154,62 @@ def project(ycc, facts: JpegFacts, alpha: float, *, coefficients: Coefficients |
     None, from ``decoded`` (the JPEG's decoded region, same shape as ``ycc``). ``valid`` (y0, y1,
     x0, x1) is the region's part inside the image; outside it the pixels are replaced by edge
     replication before the transform, as the encoder did.
+
+    What leaves the engine is clipped to the pixel range and, in partial edge blocks, padded by
+    replication again, which can carry a block back out of its interval; ``rounds`` alternating
+    projections (pixel range and padding, then the intervals: both sets are convex) bring the
+    result into both.
     """
     import torch
 
     c, h, w = ycc.shape
     valid = valid or (0, h, 0, w)
     d = _dct_matrix(ycc.dtype, ycc.device)
-    levels = _edge_replicated(ycc, valid) * 255 - 128
-    coded = None if coefficients is not None else _edge_replicated(decoded, valid) * 255 - 128
     vmax, hmax = max(v for _, v in facts.sampling), max(h_ for h_, _ in facts.sampling)
-    out = []
+    coded = None if coefficients is not None else _edge_replicated(decoded, valid) * 255 - 128
+    bounds = []  # per component: (fy, fx, low, high) of its block coefficients, or None: free
     for i in range(c):
         (hs, vs), q = facts.sampling[i], torch.as_tensor(facts.tables[i], dtype=ycc.dtype, device=ycc.device)
         fy, fx = vmax // vs, hmax // hs
         if coefficients is None and (fy, fx) != (1, 1):
             # k estimated from up-sampled chroma is not the file's (it costs 0.05 dB at QF 95): left free
-            out.append(levels[i])
+            bounds.append(None)
             continue
-        small = _down(levels[i], fy, fx)
-        dct = d @ _blocks(small) @ d.T
+        shape = (h // (8 * fy), w // (8 * fx))
         if coefficients is not None:
-            k = _file_blocks(coefficients.blocks[i], origin[0] // (8 * fy), origin[1] // (8 * fx), dct.shape[:2])
+            k = _file_blocks(coefficients.blocks[i], origin[0] // (8 * fy), origin[1] // (8 * fx), shape)
             k = torch.as_tensor(k, dtype=ycc.dtype, device=ycc.device)
         else:
             k = torch.round((d @ _blocks(_down(coded[i], fy, fx)) @ d.T) / q)
-        # NaN marks a block the file does not have: it stays as restored
         half = torch.clamp(torch.minimum(alpha * q, 0.5 * q - ROUNDING_MARGIN), min=0)
-        clamped = torch.where(torch.isnan(k), dct, torch.minimum(torch.maximum(dct, k * q - half), k * q + half))
-        correction = _unblocks(d.T @ (clamped - dct) @ d)
-        if fy > 1 or fx > 1:
-            correction = correction.repeat_interleave(fy, 0).repeat_interleave(fx, 1)
-        out.append(levels[i] + correction)
-    return (torch.stack(out) + 128) / 255
+        # a block the file does not have (NaN) stays as restored
+        low, high = (torch.nan_to_num(k * q + s * half, nan=s * torch.inf) for s in (-1, 1))
+        bounds.append((fy, fx, low, high))
+    out = ycc
+    for _ in range(max(rounds, 1)):
+        levels = _edge_replicated(_in_pixel_range(out), valid) * 255 - 128
+        planes = []
+        for plane, bound in zip(levels, bounds):
+            if bound is None:
+                planes.append(plane)
+                continue
+            fy, fx, low, high = bound
+            dct = d @ _blocks(_down(plane, fy, fx)) @ d.T
+            correction = _unblocks(d.T @ (torch.minimum(torch.maximum(dct, low), high) - dct) @ d)
+            if fy > 1 or fx > 1:
+                correction = correction.repeat_interleave(fy, 0).repeat_interleave(fx, 1)
+            planes.append(plane + correction)
+        out = (torch.stack(planes) + 128) / 255
+    return out
+
+
+def _in_pixel_range(ycc):
+    """``ycc`` with its pixels clipped as the engine's output will be (RGB, or Y, in [0, 1])."""
+    from .color import rgb_to_ycbcr, ycbcr_to_rgb
+
+    if ycc.shape[0] == 1:
+        return ycc.clamp(0, 1)
+    return rgb_to_ycbcr(ycbcr_to_rgb(ycc).clamp(0, 1))
 
 
 def _file_blocks(blocks: np.ndarray, row: int, col: int, shape) -> np.ndarray:

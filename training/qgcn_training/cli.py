@@ -22,7 +22,7 @@ def main():
 
 
 @main.command()
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--data", "data", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Training image folder (repeatable). The first one's last --holdout images validate.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt, log.csv.")
 @click.option("--preset", default="small", show_default=True)
@@ -38,6 +38,8 @@ def main():
 @click.option("--lr-step", default=20000, show_default=True, help="Multiply lr by --lr-gamma every N steps.")
 @click.option("--lr-gamma", default=0.1, show_default=True)
 @click.option("--lr-final", default=1e-5, show_default=True, help="Where the cosine schedule ends.")
+@click.option("--plan-steps", type=int,
+              help="Cosine: plan the rate over this many steps of the whole lineage (continued runs go on in it).")
 @click.option("--ema", default=0.0, show_default=True,
               help="Decay of an exponential moving average of the weights (e.g. 0.999; 0: none).")
 @click.option("--clip-grad", default=0.5, show_default=True, help="Max gradient norm (0: no clipping).")
@@ -64,11 +66,21 @@ def main():
 @click.option("--checkpoint-minutes", default=5.0, show_default=True)
 @click.option("--init-from", help="Warm start from shipped weights (a name or an exported folder).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-def train(resume, paper, double_share, high_share, synthetic_share, **opts):
+@click.option("--continue", "continue_from", type=click.Path(exists=True, file_okay=False),
+              help="Go on with a lineage parked by `qgcn-train export` (e.g. training/continue/NAME): its weights, "
+                   "settings and place in the plan; options given here override its settings.")
+@click.pass_context
+def train(ctx, resume, continue_from, paper, double_share, high_share, synthetic_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
     from .train import TrainingStopped, TrainSettings, train as run
 
-    variety = asdict(JpegVariety.paper() if paper else JpegVariety())
+    if continue_from:
+        opts = _continued(ctx, continue_from, opts)
+    if not opts["data"]:
+        raise click.UsageError("give at least one --data folder (or --continue a parked lineage)")
+    continued_variety = opts.pop("variety", None)  # a continued lineage's JPEG variety, which --paper replaces
+    variety = dict(continued_variety) if continued_variety and not paper else \
+        asdict(JpegVariety.paper() if paper else JpegVariety())
     if double_share is not None:
         variety["double_share"] = double_share
     if high_share is not None:
@@ -84,6 +96,26 @@ def train(resume, paper, double_share, high_share, synthetic_share, **opts):
         click.echo(run(settings, resume=resume))
     except TrainingStopped as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _continued(ctx, folder: str, opts: dict) -> dict:
+    """``opts`` for a run that goes on with the lineage parked in ``folder``: the record's settings,
+    warm-started from its weights at its place in the plan, with the options given on the command
+    line taking precedence."""
+    from napari_jpeg_restore.weights import WeightsError, read_config
+
+    try:
+        record = read_config(Path(folder))["record"]
+    except WeightsError as exc:
+        raise click.UsageError(f"--continue {folder}: {exc}") from None
+    if "settings" not in record:
+        raise click.UsageError(f"--continue {folder}: its record holds no training settings (exported before "
+                               "runs could be continued); use --init-from instead")
+    given = {k: v for k, v in opts.items() if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    merged = {k: record["settings"].get(k, v) for k, v in opts.items()}
+    merged.update(given, init_from=folder, steps_before=record["lineage_steps"], variety=record["settings"]["variety"])
+    merged["data"] = list(given.get("data") or record["settings"]["data"])
+    return merged
 
 
 def _ints(text: str) -> list[int]:
@@ -190,9 +222,9 @@ def export(checkpoint, out, ema, evaluation, data_root):
 @click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", type=int, help="Torch CPU threads.")
 def choose_consistency(folder, data_root, threads):
-    """Choose the consistency α of exported weights in FOLDER on held-out training-pool images (set
-    pool-val: never LIVE1 or BSDS500 test) and store it in the record, with the guard gains re-measured
-    (the default output changes with it)."""
+    """Choose the consistency α of exported weights in FOLDER on training-pool images (centre crops
+    of set pool-val: never LIVE1 or BSDS500 test) and store it in the record, with the guard gains
+    re-measured (the default output changes with it)."""
     from tqdm import tqdm
 
     from napari_jpeg_restore.weights import load_model, update_record
@@ -202,11 +234,11 @@ def choose_consistency(folder, data_root, threads):
 
     model = load_model(folder, colour=None)
     name = "pool-val" if model.config.colour else "pool-val-gray"
-    images = ev.set_images(Path(data_root), name)
+    images = ev.centre_crops(ev.set_images(Path(data_root), name), ev.ALPHA_CROP)
     settings = 1 + len(ev.ALPHA_CANDIDATES)
     with tqdm(total=len(images) * len(ev.ALPHA_QUALITIES) * settings, desc="choose α", leave=False) as bar:
         alpha, table = ev.choose_alpha(model, images, RestoreOptions(threads=threads), progress=bar.update)
-    update_record(folder, consistency={"alpha": alpha, "set": name, "images": len(images),
+    update_record(folder, consistency={"alpha": alpha, "set": f"{name}, centre {ev.ALPHA_CROP}² crops", "images": len(images),
                                        "inputs": ev.inputs_hash(images), "gain_db_mean_worst": table})
     record_guard(folder, data_root)
     click.echo(json.dumps({"alpha": alpha, "gain_db_mean_worst": table}, indent=1))

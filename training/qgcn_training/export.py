@@ -42,6 +42,8 @@ def record_for(ck: dict) -> dict:
         "lr_step": s["lr_step"], "lr_gamma": s.get("lr_gamma"), "lr_final": s.get("lr_final"), "clip_grad": s.get("clip_grad"), "init": s["init"],
         "skip_global": s.get("skip_global", False), "train_only": s.get("train_only"), "init_from": s["init_from"],
         "loss": s.get("loss", "l1"), "train_consistency": s.get("consistency"), "seed": s.get("seed"),
+        # what `qgcn-train train --continue` needs to go on: the settings, and the lineage's place in its plan
+        "lineage_steps": s.get("steps_before", 0) + ck["step"], "plan_steps": s.get("plan_steps"), "settings": s,
         "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
         "precision": s.get("precision", "float32 (bfloat16 autocast on CUDA)"),

@@ -60,6 +60,11 @@ class TrainSettings:
     lr_step: int = 20000
     lr_gamma: float = 0.1
     lr_final: float = 1e-5
+    # a cosine plan over this many steps of the whole lineage (runs on several machines and
+    # sessions): a continuation starts where the plan stood (``steps_before``), so the rate decays to
+    # lr_final once over the whole budget instead of restarting every round
+    plan_steps: int | None = None
+    steps_before: int = 0  # steps the lineage ran before this run (set by ``--continue``)
     ema: float = 0.0  # decay of the exponential moving average of the weights (0: none)
     init: str = "default"  # or "gaussian": N(0, 0.01) as in the paper
     skip_global: bool = False  # QGCN only: train without the global branch (the 64×64 stage)
@@ -88,8 +93,8 @@ class TrainSettings:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.schedule == "cosine" and self.steps is None and self.minutes is None:
-            raise ValueError("the cosine schedule needs a budget to plan for: give steps or minutes")
+        if self.schedule == "cosine" and self.steps is None and self.minutes is None and self.plan_steps is None:
+            raise ValueError("the cosine schedule needs a budget to plan for: give steps, minutes or plan steps")
         if self.consistency is not None and not 0 < self.consistency <= 1:
             raise ValueError(f"consistency must be a half-width α in (0, 1], got {self.consistency}")
         if self.loss not in LOSSES:
@@ -105,12 +110,16 @@ class TrainSettings:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema}")
 
     def learning_rate(self, step: int, elapsed: float, scale: float = 1.0) -> float:
-        """The rate for ``step``; a cosine plan follows whichever budget (steps, minutes) is
-        used up faster, so a run stopped by its time budget still ends at ``lr_final``.
+        """The rate for ``step``; a cosine plan follows the lineage's ``plan_steps`` if set, else
+        whichever budget (steps, minutes) is used up faster, so a run stopped by its time budget
+        still ends at ``lr_final``.
         ``scale`` is what roll-backs after a divergence left of the plan (halved each time)."""
         if self.schedule == "step":
             return scale * self.lr * self.lr_gamma ** (step // self.lr_step)
-        done = max(step / self.steps if self.steps else 0.0, elapsed / (60 * self.minutes) if self.minutes else 0.0)
+        if self.plan_steps:
+            done = (self.steps_before + step) / self.plan_steps
+        else:
+            done = max(step / self.steps if self.steps else 0.0, elapsed / (60 * self.minutes) if self.minutes else 0.0)
         return scale * (self.lr_final + (self.lr - self.lr_final) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
 

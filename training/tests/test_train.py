@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -123,6 +124,49 @@ def test_balanced_loss_weights_each_patch_by_the_inverse_of_its_jpeg_error():
     jpeg = torch.tensor([0.2, 0.02, BALANCE_FLOOR])  # the lossless patch's error is floored
     expected = float((jpeg.mean() / jpeg * errors).mean())
     assert restoration_loss(restored, target, decoded, "balanced") == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_parked_lineage_continues_in_its_plan(pool_dir, tmp_path):
+    """Exported weights carry what a run needs to go on elsewhere: `train --continue` takes their
+    settings and place in the planned schedule, so the rate goes on down the same cosine."""
+    from qgcn_training.train import TrainSettings
+
+    plan = ["--schedule", "cosine", "--lr", "1e-3", "--lr-final", "1e-5", "--plan-steps", "12", "--ema", "0.9"]
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *BASE, *plan, "--steps", "5", "--val-every", "5"])
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "a" / "checkpoint.pt"), "--ema",
+                                       "--out", str(tmp_path / "parked"), "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    _train(["--continue", str(tmp_path / "parked"), "--out", str(tmp_path / "b"), "--steps", "4",
+            "--val-every", "2", "--synthetic-share", "0.3"])
+    settings = _weights(tmp_path / "b")["settings"]
+    first = _weights(tmp_path / "a")["settings"]
+    assert settings["steps_before"] == 5 and settings["init_from"] == str(tmp_path / "parked")
+    as_json = lambda d: json.loads(json.dumps(d))  # noqa: E731  (the record holds lists, not tuples)
+    assert as_json(settings["variety"]) == as_json({**first["variety"], "synthetic_share": 0.3})  # given options win
+    assert {k: settings[k] for k in ("preset", "lr", "plan_steps", "batch", "data")} == \
+        {k: first[k] for k in ("preset", "lr", "plan_steps", "batch", "data")}
+    uninterrupted = TrainSettings(data=[], out="x", schedule="cosine", lr=1e-3, lr_final=1e-5, plan_steps=12)
+    rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
+    # the log's rate is the one the last step used: steps 5+1 and 5+3 of the plan
+    assert [float(r["lr"]) for r in rows] == pytest.approx([uninterrupted.learning_rate(k, 0) for k in (6, 8)],
+                                                           rel=1e-2)
+    bad = CliRunner().invoke(main, ["train", "--continue", str(tmp_path), "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and "config.json" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_gpu_carry_fits(tmp_path):
+    """What a lent GPU machine gets: the tracked tree plus the device data, 64 MiB in all."""
+    import subprocess
+    from pathlib import Path
+
+    from conftest import DATA, need
+
+    root = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    size = sum((root / f).stat().st_size for f in tracked.decode().split("\0") if f and (root / f).is_file())
+    size += sum(f.stat().st_size for f in need(DATA / "device-pack").iterdir())
+    # the wheels it lacks travel too: kornia 1.9 MB + kornia_rs 5.3 MB, and jpeglib cut to its one library
+    assert size <= 56 * 2**20, f"{size / 2**20:.1f} MiB leaves under 8 MiB for the wheels"
 
 
 @pytest.mark.parametrize("args, message", [
