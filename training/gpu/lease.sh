@@ -3,26 +3,45 @@
 #   echo /.whl/ >> .git/info/exclude; echo /.data/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#       -d .whl kornia kornia_rs
+#       -d .whl kornia kornia_rs simplejpeg jpeglib
+#   (jpeglib's wheel holds 25 libjpeg builds, 22 MB: keep only the one the core reads with, turbo210,
+#    e.g. zip -d .whl/jpeglib-*.whl 'jpeglib/cjpeglib/cjpeglib_[!t]*' 'jpeglib/cjpeglib/*/*')
 #   mkdir -p .data && cp -r ../shared/data/device-pack .data/
 # then run with carry [".whl", ".data"]:
 #   bash training/gpu/lease.sh check           # imports + 5 steps (one short call)
-#   bash training/gpu/lease.sh train 7 [ARGS]  # 7 minutes, then fp16 weights + log into $OUT
+#   bash training/gpu/lease.sh train 7 [ARGS]  # 7 minutes, then fp16 weights (+ EMA) + log into $OUT
+#   e.g. ARGS: --continue training/continue/unet-colour --batch 64   (the parked lineage, GPU batch)
+# Before any lease, the same code path runs here on the CPU (a test does this):
+#   DATA=../shared/data/device-pack bash training/gpu/lease.sh dry-run [ARGS]
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD/src:$PWD/training PYTHONUNBUFFERED=1
 mode=${1:-check}
 minutes=${2:-7}
 shift $(( $# > 2 ? 2 : $# ))
-train() { python3 -m qgcn_training.cli train --data .data/device-pack --out "$run" --device cuda --holdout 3 "$@"; }
-run=${OUT:-/tmp/out}/run
+out=${OUT:-/tmp/out}
+run=$out/run
+data=${DATA:-.data/device-pack}
+python=${PYTHON:-python3}
+device=cuda
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH=/tmp/site:$PWD/src:$PWD/training PYTHONUNBUFFERED=1
+budget=(--minutes "$minutes")
+if [ "$mode" = dry-run ]; then  # the train path on the CPU: a few steps instead of minutes
+  device=cpu budget=(--steps 3)
+fi
+train() { $python -m qgcn_training.cli train --data "$data" --out "$run" --device "$device" --holdout 3 "$@"; }
 if [ "$mode" = check ]; then
   nvidia-smi --query-gpu=name,memory.total --format=csv
-  python3 -c "import torch, kornia, safetensors, napari_jpeg_restore, qgcn_training; print(torch.__version__, torch.cuda.get_device_name(0))"
+  $python -c "import torch, kornia, safetensors, jpeglib, simplejpeg, napari_jpeg_restore, qgcn_training; print(torch.__version__, torch.cuda.get_device_name(0))"
   train --preset small --batch 64 --steps 5 --val-every 5 "$@"
 else
-  train --minutes "$minutes" --checkpoint-minutes 2 --val-every 500 "$@" 2>&1 | tr '\r' '\n' | grep -v '^train:' || true
-  python3 -m qgcn_training.cli export "$run/checkpoint.pt" --out "${OUT:-/tmp/out}/weights" --data-root /nonexistent
-  cp "$run/log.csv" "${OUT:-/tmp/out}/log.csv"
-  rm -f "$run/checkpoint.pt"  # optimizer state stays on the machine; only fp16 weights come back
+  train "${budget[@]}" --checkpoint-minutes 2 --val-every 500 "$@" 2>&1 | tr '\r' '\n' | grep -v '^train:' || true
+  $python -m qgcn_training.cli export "$run/checkpoint.pt" --out "$out/weights" --data-root /nonexistent
+  if $python -c "import sys, torch; sys.exit(not torch.load(sys.argv[1], weights_only=True).get('ema'))" "$run/checkpoint.pt"; then
+    $python -m qgcn_training.cli export "$run/checkpoint.pt" --ema --out "$out/weights-ema" --data-root /nonexistent
+  fi
+  cp "$run/log.csv" "$out/log.csv"
+  rm -rf "$run"  # optimizer state stays on the machine; only fp16 weights and the log come back
+  find "$out" -type f | sort
 fi

@@ -154,6 +154,30 @@ def test_a_parked_lineage_continues_in_its_plan(pool_dir, tmp_path):
     assert bad.exit_code == 2 and "config.json" in bad.output and "Traceback" not in bad.output
 
 
+def test_gpu_lease_dry_run_brings_back_loadable_weights(pool_dir, tmp_path):
+    """training/gpu/lease.sh's train path, run on the CPU: what a lent GPU would bring back is
+    loadable fp16 weights (last and EMA) and the log, within the device tool's limits on returns."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from napari_jpeg_restore.weights import load_model
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "DATA": str(pool_dir), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", "training/gpu/lease.sh", "dry-run", "7", "--preset", "tiny", "--variant", "qcn",
+                           "--batch", "4", "--patch", "32", "--threads", "1", "--ema", "0.9"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["log.csv", "weights-ema/config.json", "weights-ema/model.safetensors", "weights/config.json",
+                     "weights/model.safetensors"]
+    assert all((out / f).stat().st_size <= 16 * 2**20 for f in files)  # the tool's limits on what comes back
+    assert load_model(out / "weights-ema", colour=True).record["steps"] == 3
+
+
 def test_the_gpu_carry_fits(tmp_path):
     """What a lent GPU machine gets: the tracked tree plus the device data, 64 MiB in all."""
     import subprocess
@@ -354,7 +378,7 @@ def test_training_through_the_consistency_projection(pool_dir, tmp_path):
     y = (x[:, :3] + 0.05 * torch.randn_like(x[:, :3])).requires_grad_()
     out = consistent(y, constraints, 0.3)
     facts, k = constraints[0]
-    assert torch.equal(out[0], project(y[0], facts, 0.3, coefficients=k))
+    assert torch.equal(out[0], project(y[0], facts, 0.3, coefficients=k, rounds=1))
     out.sum().backward()
     assert y.grad.abs().sum() > 0
     assert consistent(y, constraints, None) is y
