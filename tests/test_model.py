@@ -92,6 +92,38 @@ def test_fine_path_grows_from_unet_weights_without_changing_the_output():
     assert d.abs()[12:19, 12:19].sum() > 0
 
 
+def test_naf_blocks_at_unets_cost_and_tiles_restore_as_the_whole(random_weights):
+    """unet-naf: NAFNet blocks in the U-Net's levels, about unet's MACs per pixel; every operation is
+    local (per-pixel layer norm, no pooled attention), so tiles restore exactly as the whole image."""
+    import numpy as np
+
+    from imaging import assert_same_pixels, data_image, jpeg
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.jpeg import facts_from_image
+    from napari_jpeg_restore.model import NAFBlock
+    from napari_jpeg_restore.options import RestoreOptions
+
+    naf, unet = model_cost(PRESETS["unet-naf"]), model_cost(PRESETS["unet"])
+    assert abs(naf["macs_per_pixel"] / unet["macs_per_pixel"] - 1) < 0.1
+    torch.manual_seed(0)
+    model = build_model(preset("unet-naf", variant="qcn")).eval()
+    blocks = [m for m in model.modules() if isinstance(m, NAFBlock)]
+    assert len(blocks) == 6 + 6 + 12 + 6 + 6
+    x = torch.rand(1, 5, 32, 32)
+    with torch.no_grad():
+        before = model.restore(x)
+        for b in blocks:  # scales start at zero (identity blocks); a trained network's are not
+            b.beta.normal_(0, 0.5), b.gamma.normal_(0, 0.5)
+        assert (model.restore(x) - before).abs().max() > 1e-3
+    im = jpeg(data_image("LIVE1/bikes.png").crop((0, 0, 400, 300)), quality=20)
+    pixels, facts = np.asarray(im), facts_from_image(im)
+    whole = Engine(model, RestoreOptions(tile=0, precision="float32")).run(pixels, facts)
+    tiled = Engine(model, RestoreOptions(tile=160, overlap=48, precision="float32")).run(pixels, facts)
+    assert_same_pixels(tiled, whole)
+    with pytest.raises(ValueError, match="naf blocks need the unet body"):
+        replace(PRESETS["small"], block="naf")
+
+
 def test_warm_start_names_what_differs():
     with pytest.raises(ValueError, match=r"warm start's network differs: .*body 'unet' \(run: 'flat'\)"):
         warm_start(build_model(preset("tiny")), build_model(preset("unet")))

@@ -16,6 +16,7 @@ from .options import GRID
 
 VARIANTS = ("qgcn", "qcn", "edsr", "arcnn")
 BODIES = ("flat", "unet")
+BLOCKS = ("residual", "naf")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class ModelConfig:
     # ``fine_blocks`` residual blocks, for the pixel-level detail the H/2 levels lose
     fine_channels: int = 0
     fine_blocks: int = 2
+    # the U-Net's blocks: "residual" (conv-ReLU-conv, EDSR) or "naf" (NAFNet's: layer norm, 1×1 and
+    # depthwise convs, simple gates, no other non-linearity; a third of a residual block's MACs)
+    block: str = "residual"
     global_channels: tuple[int, ...] = (32, 64, 128, 256)  # Table I, conv1..conv4
     global_pool: bool = False  # average-pool the 7×7 map before fc1 (small presets; paper: False)
     global_hidden: int = 1024  # fc1 width
@@ -63,6 +67,10 @@ class ModelConfig:
             raise ValueError(f"a U-Net body has at most {GRID.bit_length() - 1} levels, got {len(self.unet_channels)}")
         if self.fine_channels and self.body != "unet":
             raise ValueError("a full-resolution path (fine_channels) needs the unet body")
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
+        if self.block != "residual" and self.body != "unet":
+            raise ValueError(f"{self.block} blocks need the unet body")
 
     @property
     def image_channels(self) -> int:
@@ -104,6 +112,8 @@ PRESETS: dict[str, ModelConfig] = {
 }
 # unet plus a 16-channel path at full resolution: it warm-starts from unet weights (see warm_start)
 PRESETS["unet-fine"] = replace(PRESETS["unet"], fine_channels=16)
+# unet's levels with NAFNet blocks, three per residual block: about unet's MACs per pixel
+PRESETS["unet-naf"] = replace(PRESETS["unet"], block="naf", unet_blocks=(6, 6, 12))
 
 
 def preset(name: str, *, colour: bool = True, variant: str = "qgcn") -> ModelConfig:
@@ -196,7 +206,47 @@ class QGCN(nn.Module):
         return self.restore(x, None if g is None else self.global_features(g))
 
 
-def _stack(channels: int, n: int, res_scale: float) -> nn.Sequential:
+class LayerNorm2d(nn.Module):
+    """Layer norm over the channels of each pixel (NAFNet's): local, so tiles restore as the whole."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        # torch's fused layer norm over the last dimension: 7× faster here than the sums written out
+        return nn.functional.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, 1e-6) \
+            .permute(0, 3, 1, 2)
+
+
+class NAFBlock(nn.Module):
+    """NAFNet's block (Chen et al. 2022): norm, 1×1 conv to 2c, 3×3 depthwise conv, simple gate (one
+    half times the other), 1×1 conv; then norm, 1×1 to 2c, gate, 1×1; each added with a learnt
+    per-channel scale that starts at zero. Its simplified channel attention pools the whole input,
+    which would make a tile's output depend on the tile, so it is left out."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        c = channels
+        self.norm1, self.norm2 = LayerNorm2d(c), LayerNorm2d(c)
+        self.expand1, self.depthwise = _conv(c, 2 * c, 1), nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c)
+        self.project1 = _conv(c, c, 1)
+        self.expand2, self.project2 = _conv(c, 2 * c, 1), _conv(c, c, 1)
+        self.beta, self.gamma = (nn.Parameter(torch.zeros(1, c, 1, 1)) for _ in range(2))
+
+    @staticmethod
+    def _gate(x):
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+    def forward(self, x):
+        y = x + self.beta * self.project1(self._gate(self.depthwise(self.expand1(self.norm1(x)))))
+        return y + self.gamma * self.project2(self._gate(self.expand2(self.norm2(y))))
+
+
+def _stack(channels: int, n: int, res_scale: float, block: str = "residual") -> nn.Sequential:
+    if block == "naf":
+        return nn.Sequential(*[NAFBlock(channels) for _ in range(n)])
     return nn.Sequential(*[ResidualBlock(channels, res_scale) for _ in range(n)])
 
 
@@ -209,13 +259,13 @@ class UNetQGCN(nn.Module):
         self.config = cfg
         ch, nb, cin = cfg.unet_channels, cfg.unet_blocks, cfg.image_channels + cfg.map_channels
         self.head = _conv(cin, ch[0], 4, 2)
-        self.encoders = nn.ModuleList(_stack(c, n, cfg.res_scale) for c, n in zip(ch[:-1], nb[:-1]))
+        self.encoders = nn.ModuleList(_stack(c, n, cfg.res_scale, cfg.block) for c, n in zip(ch[:-1], nb[:-1]))
         self.downs = nn.ModuleList(_conv(a, b, 4, 2) for a, b in zip(ch[:-1], ch[1:]))
         self.global_branch = GlobalBranch(cfg, cin) if cfg.has_global else None
         self.merge = _conv(ch[-1] + cfg.global_features, ch[-1]) if cfg.has_global else nn.Identity()
-        self.bottom = _stack(ch[-1], nb[-1], cfg.res_scale)
+        self.bottom = _stack(ch[-1], nb[-1], cfg.res_scale, cfg.block)
         self.ups = nn.ModuleList(nn.Sequential(_conv(b, 4 * a), nn.PixelShuffle(2)) for a, b in zip(ch[:-1], ch[1:]))
-        self.decoders = nn.ModuleList(_stack(c, n, cfg.res_scale) for c, n in zip(ch[:-1], nb[:-1]))
+        self.decoders = nn.ModuleList(_stack(c, n, cfg.res_scale, cfg.block) for c, n in zip(ch[:-1], nb[:-1]))
         self.tail = nn.Sequential(_conv(ch[0], 4 * ch[0]), nn.PixelShuffle(2), _conv(ch[0], cfg.image_channels))
         if cfg.fine_channels:
             # sees the input itself beside the up-sampled features; its last conv starts at zero
