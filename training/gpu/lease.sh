@@ -4,8 +4,10 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl kornia kornia_rs simplejpeg jpeglib
-#   (jpeglib's wheel holds 25 libjpeg builds, 22 MB: keep only the one the core reads with, turbo210,
-#    e.g. zip -d .whl/jpeglib-*.whl 'jpeglib/cjpeglib/cjpeglib_[!t]*' 'jpeglib/cjpeglib/*/*')
+#   jpeglib's wheel holds 25 libjpeg builds and their sources, 22.8 MB; keep the two it loads (6b on
+#   import, turbo210 for reading), 1.25 MB, so that the wheels (8.9 MB in all) fit beside the data:
+#   w=$(ls .whl/jpeglib-*.whl); zip -q -d "$w" 'jpeglib/cjpeglib/*/*'
+#   zip -q -d "$w" $(unzip -Z1 "$w" | grep 'cjpeglib_.*\.so' | grep -v -e turbo210 -e '_6b\.')
 #   mkdir -p .data && cp -r ../shared/data/device-pack .data/
 # then run with carry [".whl", ".data"]:
 #   bash training/gpu/lease.sh check           # imports + 5 steps (one short call)

@@ -189,8 +189,9 @@ def test_the_gpu_carry_fits(tmp_path):
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
     size = sum((root / f).stat().st_size for f in tracked.decode().split("\0") if f and (root / f).is_file())
     size += sum(f.stat().st_size for f in need(DATA / "device-pack").iterdir())
-    # the wheels it lacks travel too: kornia 1.9 MB + kornia_rs 5.3 MB, and jpeglib cut to its one library
-    assert size <= 56 * 2**20, f"{size / 2**20:.1f} MiB leaves under 8 MiB for the wheels"
+    # the wheels it lacks travel too (training/gpu/lease.sh): kornia 1.9 MB, kornia_rs 5.3 MB, simplejpeg
+    # 0.4 MB, jpeglib cut to the two libraries it loads 1.25 MB: 8.5 MiB
+    assert size <= 55 * 2**20, f"{size / 2**20:.1f} MiB leaves under 9 MiB for the wheels"
 
 
 @pytest.mark.parametrize("args, message", [
