@@ -238,8 +238,9 @@ def choose_consistency(folder, data_root, threads):
     settings = 1 + len(ev.ALPHA_CANDIDATES)
     with tqdm(total=len(images) * len(ev.ALPHA_QUALITIES) * settings, desc="choose α", leave=False) as bar:
         alpha, table = ev.choose_alpha(model, images, RestoreOptions(threads=threads), progress=bar.update)
-    update_record(folder, consistency={"alpha": alpha, "set": f"{name}, centre {ev.ALPHA_CROP}² crops", "images": len(images),
-                                       "inputs": ev.inputs_hash(images), "gain_db_mean_worst": table})
+    update_record(folder, consistency={"alpha": alpha, "set": f"{name}, centre {ev.ALPHA_CROP}² crops",
+                                       "images": len(images), "inputs": ev.inputs_hash(images),
+                                       "gain_db_mean_worst": table})
     record_guard(folder, data_root)
     click.echo(json.dumps({"alpha": alpha, "gain_db_mean_worst": table}, indent=1))
 
