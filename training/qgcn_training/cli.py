@@ -13,7 +13,7 @@ import click
 
 from napari_jpeg_restore.options import RestoreOptions, click_options
 
-from .data import JpegVariety
+from .data import DATA_ROOT, JpegVariety
 
 
 @click.group()
@@ -129,7 +129,7 @@ def _ints(text: str) -> list[int]:
 @click.option("--sets", default="live1,live1-gray,bsds500,bsds500-gray", show_default=True,
               help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5, synthetic, synthetic-gray.")
 @click.option("--qf", default="10,20,30,40,50", show_default=True)
-@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG: PSNR gain vs QF on LIVE1.")
@@ -200,7 +200,7 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
 @click.option("--ema", is_flag=True, help="Export the moving average of the weights (a run trained with --ema).")
 @click.option("--evaluation", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="evaluate's JSON to store in the record (repeatable: the results are merged).")
-@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False),
+@click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False),
               help="Where LIVE1 is, for the guard gains CI checks shipped models against.")
 def export(checkpoint, out, ema, evaluation, data_root):
     """Write CHECKPOINT as shipped weights: fp16 safetensors + config.json with its record."""
@@ -219,7 +219,7 @@ def export(checkpoint, out, ema, evaluation, data_root):
 
 @main.command("choose-consistency")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", type=int, help="Torch CPU threads.")
 def choose_consistency(folder, data_root, threads):
     """Choose the consistency α of exported weights in FOLDER on training-pool images (centre crops
@@ -247,7 +247,7 @@ def choose_consistency(folder, data_root, threads):
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--data-root", default="../shared/data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False))
 def guard(folder, data_root):
     """Measure and record the guard gains of exported weights (e.g. brought back from a GPU)."""
     from .export import record_guard

@@ -7,6 +7,7 @@ uninterrupted one would have seen, and DDP ranks draw disjoint samples of the sa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from napari_jpeg_restore.network_io import NetworkIO, image_tensor
 from .synthetic import draw_synthetic
 
 IMAGE_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".bmp", ".tif", ".tiff", ".webp"}
+#: Where the evaluation and training sets are: $QGCN_DATA, else ../shared/data beside the repository
+#: (found from this file, so commands run from any folder find it).
+DATA_ROOT = Path(os.environ.get("QGCN_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data")
 CROP, CROP_STEP = 256, 128
 JPEG_GT_MAX_QF = 85  # ground truths that are JPEGs carry q95-like error of their own
 SHIFT_MARGIN = 8  # extra pixels drawn so double compression can shift its grid

@@ -18,6 +18,7 @@ from napari_jpeg_restore.options import DEFAULTS
 from napari_jpeg_restore.weights import load_model, save_weights, update_record
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .data import DATA_ROOT
 from .metrics import psnr
 
 GUARD_IMAGES, GUARD_QUALITIES = ("bikes", "parrots", "caps"), (10, 30, 50, 90)
@@ -73,7 +74,7 @@ def guard_gains(folder: Path, data_root: Path) -> dict | None:
 
 
 def export(checkpoint, out_dir, *, ema: bool = False, evaluation: dict | None = None, dtype: str = "float16",
-           data_root="../shared/data") -> Path:
+           data_root=DATA_ROOT) -> Path:
     """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer),
     including the guard gains (:func:`guard_gains`) measured on the exported weights. With
     ``ema``, the moving average of the weights is exported instead of the last weights."""
@@ -98,7 +99,7 @@ def export(checkpoint, out_dir, *, ema: bool = False, evaluation: dict | None = 
     return folder
 
 
-def record_guard(folder, data_root="../shared/data") -> dict | None:
+def record_guard(folder, data_root=DATA_ROOT) -> dict | None:
     """Measure :func:`guard_gains` of exported weights and store them in their record."""
     guard = guard_gains(Path(folder), Path(data_root))
     if guard is not None:

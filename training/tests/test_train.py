@@ -280,6 +280,24 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     assert Image.open(tmp_path / "crops" / "bikes-qf10.png").size == (3 * 192, 192)
 
 
+def test_evaluate_finds_the_data_from_any_folder(tmp_path, monkeypatch):
+    """The default --data-root is ../shared/data beside the repository, found from the package, not
+    from the working directory; $QGCN_DATA moves it."""
+    from conftest import DATA, need
+    from qgcn_training.data import DATA_ROOT
+
+    assert DATA_ROOT.resolve() == need(DATA).resolve()
+    from napari_jpeg_restore.model import build_model, preset
+    from napari_jpeg_restore.weights import save_weights
+
+    torch.manual_seed(0)
+    save_weights(build_model(preset("tiny", colour=False)), tmp_path / "gray")
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, ["evaluate", "--model", "gray", "--sets", "classic5", "--qf", "30"])
+    assert out.exit_code == 0, out.output
+    assert "| classic5 | 30 | 5 | PSNR |" in out.output
+
+
 def test_export_merges_evaluations_of_one_model_and_refuses_a_repeated_one(pool_dir, tmp_path):
     import json
 
