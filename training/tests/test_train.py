@@ -113,6 +113,27 @@ def test_cosine_plan_runs_from_lr_to_lr_final_over_whichever_budget_ends_first()
     assert [step.learning_rate(k, 0.0) for k in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
 
 
+def test_ema_follows_its_configured_decay(pool_dir, tmp_path):
+    """After the first step the average holds the weights; after each later one it is decay × the
+    average + (1 - decay) × the new weights. A wrong decay (or 1 - decay) fails here."""
+    from qgcn_training.train import Trainer, TrainSettings
+
+    trainer = Trainer(TrainSettings(data=[str(pool_dir)], out=str(tmp_path), preset="tiny", variant="qcn", batch=2,
+                                    patch=32, holdout=1, ema=0.75, lr=1e-3, threads=1))
+    trainer.build()
+    trainer.prepare_data(resumed=False)
+    trainer.autocast = torch.autocast("cpu", enabled=False)
+    expected = None
+    for _ in range(3):
+        trainer.train_step(trainer.next_batch())
+        weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        expected = weights if expected is None else {k: 0.75 * expected[k] + 0.25 * weights[k] for k in weights}
+    averaged = {k.removeprefix("module."): v for k, v in trainer.ema.state_dict().items() if k.startswith("module.")}
+    for k, v in expected.items():
+        torch.testing.assert_close(averaged[k], v, rtol=1e-5, atol=1e-7)
+    assert any(not torch.equal(averaged[k], weights[k]) for k in weights)  # it is not just the last weights
+
+
 def test_balanced_loss_weights_each_patch_by_the_inverse_of_its_jpeg_error():
     from qgcn_training.train import BALANCE_FLOOR, restoration_loss
 
