@@ -92,7 +92,7 @@ def main() -> None:
     from napari_jpeg_restore.options import RestoreOptions
 
     from napari_jpeg_restore.consistency import coefficients_from_bytes
-    from napari_jpeg_restore.engine import run_precision
+    from napari_jpeg_restore.device import run_precision
 
     data = photo(1.0)
     im = Image.open(io.BytesIO(data))

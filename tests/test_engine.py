@@ -4,7 +4,8 @@ import torch
 
 from imaging import assert_same_pixels, jpeg, psnr
 from napari_jpeg_restore import RestoreCancelled
-from napari_jpeg_restore.engine import Engine, pick_device
+from napari_jpeg_restore.device import pick_device
+from napari_jpeg_restore.engine import Engine
 from napari_jpeg_restore.jpeg import facts_from_image
 from napari_jpeg_restore.options import RestoreOptions
 from napari_jpeg_restore.weights import load_model
@@ -145,11 +146,11 @@ def test_strength_scales_the_maps_not_the_output(colour_model, q20):
 
 
 def test_precision_auto_is_bfloat16_only_on_a_cpu_with_native_bfloat16(colour_model):
-    from napari_jpeg_restore.engine import _cpu_has_native_bfloat16, run_precision
+    from napari_jpeg_restore.device import cpu_has_native_bfloat16, run_precision
 
     assert run_precision("auto", torch.device("cuda")) == "float32"
     assert run_precision("float16", torch.device("cpu")) == "float16"
-    assert run_precision("auto", torch.device("cpu")) == ("bfloat16" if _cpu_has_native_bfloat16() else "float32")
+    assert run_precision("auto", torch.device("cpu")) == ("bfloat16" if cpu_has_native_bfloat16() else "float32")
     # a model given in another layout is copied, never re-laid out under whoever else holds it
     contiguous = colour_model.to(memory_format=torch.contiguous_format)
     engine = Engine(contiguous)

@@ -49,3 +49,48 @@ def test_faces_import_the_core_only(face):
     if face == "_sample_data":  # the sample layer is the reader's layer: one napari face
         faces.discard("_reader")
     assert not _ours(loaded_after(f"napari_jpeg_restore.{face}")) & faces
+
+
+# The core's layers, bottom first: a module may import only modules of lower layers (at the top of
+# the file or inside a function alike). Faces sit above and are imported by nothing in the core.
+LAYERS = [
+    {"device", "jpeg", "atomic", "color"},
+    {"maps", "blind", "model", "consistency"},
+    {"weights", "network_io"},
+    {"options"},
+    {"engine", "table_sources"},
+    {"image_restore", "layer_data", "sample_image", "_reader"},  # the reader's layer is the sample's too
+    {"filter", "cli", "_sample_data", "_widget", "__init__"},
+]
+
+
+def _imports_of(path) -> set[str]:
+    """The package modules a source file imports anywhere (not under ``if TYPE_CHECKING``)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+               for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("napari_jpeg_restore."):
+            found.add(node.module.split(".")[1])
+    return {m.split(".")[0] for m in found}
+
+
+def test_the_core_has_no_circle_and_nothing_imports_upward():
+    from pathlib import Path
+
+    import napari_jpeg_restore
+
+    package = Path(napari_jpeg_restore.__file__).parent
+    layer_of = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+    modules = {p.stem for p in package.glob("*.py")}
+    assert modules == set(layer_of), f"modules without a layer: {modules - set(layer_of)}"
+    upward = [(m, dep) for m in modules for dep in _imports_of(package / f"{m}.py")
+              if dep in layer_of and layer_of[dep] >= layer_of[m] and m != "__init__"]
+    assert not upward, upward

@@ -53,7 +53,7 @@ def test_help_of_the_filter_shows_the_options():
 ])
 def test_bad_options_fail_when_made(bad, message):
     with pytest.raises(ValueError, match=message):
-        RestoreOptions(**bad)
+        RestoreOptions(**bad).checked()  # the fields at once; the machine and the disk when checked
 
 
 def test_text_spellings_of_the_defaults():

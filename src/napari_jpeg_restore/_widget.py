@@ -9,8 +9,9 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
+from .device import PRECISIONS, available_devices
 from .layer_data import frame_shape, preview_box, restore_layer_data
-from .options import DEFAULTS, PRECISIONS, RestoreOptions, option_help
+from .options import DEFAULTS, RestoreOptions, option_help
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
 
@@ -23,7 +24,7 @@ class RestoreWidget(Container):
         self._tables = ComboBox(label="tables", choices=[FROM_FILE, FROM_QUALITY], value=FROM_FILE)
         self._quality = SpinBox(label="quality", min=1, max=100, value=10, enabled=False)
         self._model = LineEdit(label="model", value="default", tooltip=option_help("model"))
-        self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto",
+        self._device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto",
                                 tooltip=option_help("device"))
         self._tile = SpinBox(label="tile", min=0, max=8192, step=16, value=DEFAULTS.tile, tooltip=option_help("tile"))
         self._overlap = SpinBox(label="overlap", min=0, max=512, step=16, value=DEFAULTS.overlap,
@@ -104,7 +105,7 @@ class RestoreWidget(Container):
         return RestoreOptions(model=self._model.value.strip(), device=self._device.value, tile=self._tile.value,
                               overlap=self._overlap.value, threads=self._threads.value or None,
                               precision=self._precision.value, strength=self._strength.value,
-                              consistency=self._consistency.value.strip())
+                              consistency=self._consistency.value.strip()).checked()
 
     def stop(self):
         if self.worker is not None:

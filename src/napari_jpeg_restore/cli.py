@@ -155,8 +155,8 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     try:  # a bad option is one usage error before any work, not one failure per file
-        options = RestoreOptions(**restore_options)
-        gray_options = options.replace(model=gray_model)
+        options = RestoreOptions(**restore_options).checked()
+        gray_options = options.replace(model=gray_model).checked()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     jobs = find_inputs(inputs, recursive)

@@ -8,70 +8,37 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
 from .consistency import DEFAULT_ALPHA, Coefficients, fits, project
-from .jpeg import JpegFacts
+from .device import memory_format, pick_device, run_precision
+from .jpeg import GRID, JpegFacts
 from .network_io import NetworkIO, image_tensor, to_pixels
-from .options import DEFAULTS, GRID, OptionError, RestoreOptions
+from .options import DEFAULTS, RestoreOptions
+from .weights import load_model, resolve
 
 
 class RestoreCancelled(Exception):
     """The caller's ``cancel()`` returned True; nothing partial was returned."""
 
 
-def pick_device(device=None):
-    """``device`` as given (checked to exist), else cuda, then mps, then cpu."""
+@lru_cache(maxsize=4)
+def _cached_model(folder, colour: bool, device: str, stamp: float):
+    """:func:`load_model` on ``device``; ``stamp`` (the config's mtime) renews it when the weights
+    change. Engines never move or train it (see :func:`_on_device`)."""
     import torch
 
-    if device is not None:
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise OptionError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-        if (dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count())) \
-                or (dev.type == "mps" and not torch.backends.mps.is_available()):
-            raise OptionError(f"device {device!r} is not available on this machine")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _cpu_has_native_bfloat16() -> bool:
-    import torch
-
-    # torch offers no public test; these private ones may go, and then float32 is the safe answer
-    cpu = getattr(torch, "cpu", None)
-    try:
-        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def run_precision(precision: str, device) -> str:
-    """The precision the engine runs for an option value on ``device`` ("auto" resolved)."""
-    if precision != "auto":
-        return precision
-    return "bfloat16" if device.type == "cpu" and _cpu_has_native_bfloat16() else "float32"
-
-
-def memory_format_for(device):
-    """The tensor layout the engine runs its networks in on ``device``."""
-    import torch
-
-    # oneDNN's convolutions run about 1.2× faster on channels-last tensors on the CPU
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    dev = torch.device(device)
+    return load_model(folder, colour=colour).to(dev, memory_format=memory_format(dev))
 
 
 def _on_device(model, device):
     """``model`` if it already lives on ``device`` in the layout the engine runs there, else a
     copy moved there: a model shared by other engines (the cache) is never changed under them."""
     param = next(model.parameters())
-    fmt = memory_format_for(device)
+    fmt = memory_format(device)
     weight = next((p for p in model.parameters() if p.dim() == 4), param)
     if param.device.type == device.type and (device.index is None or param.device.index == device.index) \
             and weight.is_contiguous(memory_format=fmt):
@@ -124,15 +91,11 @@ class Engine:
 
     @classmethod
     def for_kind(cls, options: RestoreOptions, colour: bool) -> "Engine":
-        """An engine for ``options.model`` (the shipped default of this kind if None), kept in the
-        model cache per (weights, kind, device)."""
-        from .weights import cached_model
-
-        return cls(cached_model(options.model, colour=colour, device=pick_device(options.device)), options)
-
-    @property
-    def config(self):
-        return self.model.config
+        """An engine for ``options.model`` (the shipped default of this kind if None), its network
+        kept in memory per (weights, kind, device) for the faces' repeated calls."""
+        folder = resolve(options.model, colour)
+        device = pick_device(options.device)
+        return cls(_cached_model(folder, colour, str(device), (folder / "config.json").stat().st_mtime), options)
 
     def run(self, pixels: np.ndarray, facts: JpegFacts, *, coefficients: Coefficients | None = None, progress=None,
             cancel=None) -> np.ndarray:

@@ -33,7 +33,7 @@ class QGCNRestore(ImageFilter.MultibandFilter):
                  cancel: Callable[[], bool] | None = None):
         self.quantization, self.subsampling, self.coefficients = quantization, subsampling, coefficients
         self.options = RestoreOptions(model=model, device=device, tile=tile, overlap=overlap, threads=threads,
-                                      precision=precision, strength=strength, consistency=consistency)
+                                      precision=precision, strength=strength, consistency=consistency).checked()
         self.progress, self.cancel = progress, cancel
 
     @classmethod

@@ -64,7 +64,7 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
     projected, whether the file's own coefficients were read or estimated from the pixels.
     """
     options = options or RestoreOptions(model=model, device=device, tile=tile, overlap=overlap, threads=threads,
-                                        precision=precision, strength=strength, consistency=consistency)
+                                        precision=precision, strength=strength, consistency=consistency).checked()
     source = _source(img)
     if is_jpeg_file(img) and img.mode not in MODES:
         facts_from_image(img)  # names the unsupported JPEG kind (CMYK, YCCK)

@@ -14,6 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+#: Side of a coding block (T.81: 8×8 samples per DCT).
+BLOCK = 8
+#: Tiles and padded sizes lie on this grid: a multiple of 8×8 luma blocks, 16×16 4:2:0 MCUs and
+#: the networks' stride 2.
+GRID = 16
 #: File suffixes taken as JPEG files (the napari reader, the layer worker's file source).
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".jpe")
 

@@ -14,14 +14,13 @@ import math
 import numpy as np
 
 from .engine import Engine
-from .jpeg import to_stored, to_upright
+from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
 from .table_sources import coefficients_for, estimate_facts, find_tables
 
 
 #: The most pixels a preview restores: a few seconds on a laptop's CPU.
 PREVIEW_PIXELS = 1_000_000
-BLOCK = 8
 
 
 class LayerError(ValueError):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from .options import GRID
+from .jpeg import GRID
 
 VARIANTS = ("qgcn", "qcn", "edsr", "arcnn")
 BODIES = ("flat", "unet")

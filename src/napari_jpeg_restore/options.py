@@ -1,18 +1,18 @@
 """The restoration options every face offers, with their defaults written once.
 
-:class:`RestoreOptions` is validated when it is made, so a face reports a bad option (a device
-this machine lacks, a negative strength) once, before any work, and never once per file.
+:class:`RestoreOptions` is a value: its fields are checked against each other when it is made (a
+negative strength, a tile no larger than twice the overlap). What needs the machine or the disk (a
+device it lacks, a model that does not exist) is :meth:`RestoreOptions.checked`, which every face
+calls once, before any work, never once per file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-#: Window precisions the engine runs; "auto" is bfloat16 autocast on a CPU with native bfloat16
-#: arithmetic, float32 elsewhere (see ``engine.run_precision``).
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-#: Tiles start on this grid: a multiple of 8×8 luma blocks, 16×16 4:2:0 MCUs and the stride 2.
-GRID = 16
+from .device import PRECISIONS, pick_device
+from .jpeg import GRID
+from .weights import resolve
 
 
 class OptionError(ValueError):
@@ -66,14 +66,15 @@ class RestoreOptions:
         if not self.strength > 0:
             raise OptionError(f"strength must be positive, got {self.strength}")
         object.__setattr__(self, "consistency", _consistency(self.consistency))
+
+    def checked(self) -> "RestoreOptions":
+        """These options, once this machine has the device and the model exists (else a
+        ValueError naming the option)."""
         if self.device is not None:
-            from .engine import pick_device
-
-            pick_device(self.device)  # a device this machine lacks fails here
+            pick_device(self.device)
         if self.model is not None:
-            from .weights import resolve
-
-            resolve(self.model, colour=True)  # a name or folder that does not exist fails here
+            resolve(self.model, colour=True)
+        return self
 
     def alpha(self, model_alpha: float) -> float | None:
         """The interval half-width to project with (None: no projection), given the model's own."""

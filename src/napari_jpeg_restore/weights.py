@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 
 from .atomic import write_atomically
@@ -129,23 +128,6 @@ def read_config(folder: Path) -> dict:
     if config.get("maps") != MAP_NORMALISATION:
         raise WeightsError(f"{folder}: trained with maps {config.get('maps')!r}, this version makes {MAP_NORMALISATION!r}")
     return config
-
-
-@lru_cache(maxsize=4)
-def _cached(folder: Path, colour: bool, device: str, stamp: float):
-    import torch
-
-    from .engine import memory_format_for
-
-    dev = torch.device(device)
-    return load_model(folder, colour=colour).to(dev, memory_format=memory_format_for(dev))
-
-
-def cached_model(spec=None, *, colour: bool = True, device="cpu"):
-    """:func:`load_model` on ``device``, kept in memory per (weights, kind, device) for repeated
-    calls (faces call this per image); callers must not move or train it."""
-    folder = resolve(spec, colour)
-    return _cached(folder, colour, str(device), (folder / "config.json").stat().st_mtime)
 
 
 def load_model(spec=None, *, colour: bool | None = True):

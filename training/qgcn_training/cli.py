@@ -146,7 +146,7 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
     from . import evaluate as ev
 
     try:
-        options = RestoreOptions(**restore_options)
+        options = RestoreOptions(**restore_options).checked()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     root, qualities, rows, hashes, engines = Path(data_root), _ints(qf), [], {}, {}
@@ -185,7 +185,7 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
         colour = True in engines
         ev.crops(engines[colour], ev.set_images(root, "live1" if colour else "live1-gray"), 10, Path(crops_dir))
     if json_path:
-        from napari_jpeg_restore.engine import pick_device, run_precision
+        from napari_jpeg_restore.device import pick_device, run_precision
 
         Path(json_path).write_text(json.dumps({
             "model": model, "gray_model": gray_model, "hashes": hashes, "options": asdict(options),

@@ -47,7 +47,7 @@ def record_for(ck: dict) -> dict:
         "lineage_steps": s.get("steps_before", 0) + ck["step"], "plan_steps": s.get("plan_steps"), "settings": s,
         "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
-        "precision": s.get("precision", "float32 (bfloat16 autocast on CUDA)"),
+        "precision": s.get("precision", "float32 (bfloat16 autocast on CUDA)"), "ran": ck.get("ran"),
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                      "cpus": os.cpu_count(), "torch": torch.__version__,
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},

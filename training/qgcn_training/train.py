@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from napari_jpeg_restore.consistency import coefficients_from_bytes, project
-from napari_jpeg_restore.engine import memory_format_for, pick_device, run_precision
+from napari_jpeg_restore.device import memory_format, pick_device, run_precision
 from napari_jpeg_restore.jpeg import facts_from_image, open_jpeg_bytes
 from napari_jpeg_restore.model import build_model, preset, warm_start
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
@@ -194,14 +194,6 @@ class Validator:
         return float(np.mean(out)), float(np.mean(base))
 
 
-def _training_layout(device):
-    """The engine's layout, except on CPUs without AVX-512: there channels-last makes the
-    backward pass slower (a float32 step 7 % slower on AVX2, 16 % faster on AVX-512)."""
-    if device.type == "cpu" and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
-        return torch.contiguous_format
-    return memory_format_for(device)
-
-
 def restoration_loss(restored, target, decoded, kind: str = "l1"):
     """The training loss on network outputs, targets and the decoded JPEG inputs (B, C, H, W,
     the network's colour space). ``balanced`` weights patch i by mean_j(e_j) / e_i, e the JPEG's
@@ -262,7 +254,7 @@ class Trainer:
                 warm_start(self.model, load_model(s.init_from, colour=not s.gray))
             except ValueError as exc:  # WeightsError is one too
                 raise TrainingStopped(f"--init-from {s.init_from}: {exc}") from None
-        self.layout = _training_layout(self.device)
+        self.layout = memory_format(self.device, training=True)
         self.model.to(self.device, memory_format=self.layout)
         if s.train_only == "global":
             for name, p in self.model.named_parameters():
@@ -333,9 +325,7 @@ class Trainer:
     @property
     def precision(self) -> str:
         """The precision the training steps run in ("auto" resolved)."""
-        if self.s.precision == "auto" and self.device.type == "cuda":
-            return "bfloat16"
-        return run_precision(self.s.precision, self.device)
+        return run_precision(self.s.precision, self.device, training=True)
 
     def next_batch(self):
         """This rank's share of the current step's batch: (network input, global input, target)."""
@@ -380,7 +370,10 @@ class Trainer:
                 "step": self.step, "elapsed": self.elapsed, "cpu_seconds": self.cpu_seconds,
                 "settings": asdict(self.s), "config": self.config.to_dict(), "world_size": self.world,
                 "ranks_identical": ranks_identical, "resumed_at": self.resumed_at, "best_val": self.best_val,
-                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks}
+                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+                # what ran, where the settings say "auto" or name no device
+                "ran": {"device": str(self.device), "precision": self.precision,
+                        "layout": "channels-last" if self.layout == torch.channels_last else "contiguous"}}
 
     def save(self, ranks_identical=None) -> None:
         if self.rank == 0:
