@@ -47,6 +47,7 @@ def test_folders_recursive_outputs_and_untouched_inputs(tmp_path, random_weights
     result = run([str(src), "-o", str(tmp_path / "out"), "--recursive"], random_weights)
     assert result.exit_code == 0, result.output
     assert "3 restored, 0 skipped, 0 failed" in result.output
+    assert "tables: 3 the file's tables" in result.output  # where each file's tables came from
     for rel, mode in [("a.png", "RGB"), ("b.png", "L"), ("sub/c.png", "RGB")]:
         with Image.open(tmp_path / "out" / rel) as im:
             assert im.size == PHOTO.size and im.mode == mode
@@ -131,6 +132,15 @@ def test_shards_together_make_exactly_one_run(tmp_path, random_weights):
     assert sum("1 restored" in r.output for r in again) == 1 and digest(shards / files[0]) == digest(one / files[0])
     bad = run([str(src), "-o", str(shards), "--shard", "4/3"], random_weights)
     assert bad.exit_code == 2 and "K must be in 1..N" in bad.output
+
+
+def test_a_never_jpeg_image_is_counted_unchanged(tmp_path, random_weights):
+    PHOTO.save(tmp_path / "a.jpg", quality=30)
+    PHOTO.save(tmp_path / "b.png")  # never JPEG-coded: comes back as it is
+    result = run([str(tmp_path), "-o", str(tmp_path / "out")], random_weights)
+    assert result.exit_code == 0 and "1 restored, 1 unchanged (never JPEG), 0 skipped, 0 failed (of 2)" in result.output
+    with Image.open(tmp_path / "out" / "b.png") as im:
+        assert np.array_equal(np.asarray(im), np.asarray(PHOTO))
 
 
 def test_never_overwrites_an_input(tmp_path, random_weights):

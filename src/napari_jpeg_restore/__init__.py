@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 # Public names and the modules that hold them, imported on first use: `import napari_jpeg_restore`
 # (and napari opening a file with our reader) stays light.
 _PUBLIC = {
-    "BlindModeWarning": "image_restore", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter", "RestoreCancelled": "engine",
+    "BlindModeWarning": "table_sources", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter", "RestoreCancelled": "engine",
     "RestoreOptions": "options", "WeightsError": "weights", "restore": "image_restore", "sample_jpeg": "sample_image",
     "shipped_models": "weights",
 }

@@ -9,6 +9,7 @@ half-written output, and ``--skip-existing`` continues where it stopped.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from .engine import RestoreCancelled
 from .image_restore import restore
 from .jpeg import JPEG_SUFFIXES, exif_orientation
 from .options import RestoreOptions, click_options
+from .table_sources import NEVER_JPEG
 
 INPUT_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".tif", ".tiff", ".webp", ".bmp"}
 FORMATS = {  # format -> (suffix, Pillow save options): all lossless
@@ -120,9 +122,10 @@ def upright(image: Image.Image) -> Image.Image:
     return turned
 
 
-def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_options: RestoreOptions) -> None:
-    """Restore ``src`` into ``dst`` (upright, orientation reset); raises :class:`FileFailed`.
-    ``gray_options`` are used for grayscale images (they name the gray model)."""
+def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_options: RestoreOptions) -> str:
+    """Restore ``src`` into ``dst`` (upright, orientation reset); returns where its tables came
+    from; raises :class:`FileFailed`. ``gray_options`` are used for grayscale images (they name
+    the gray model)."""
     im = prepare(open_image(src), src)
     try:
         with warnings.catch_warnings():
@@ -133,6 +136,7 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
     if "exif" in im.info:
         out.info["exif"] = im.info["exif"]
     save_output(upright(out), dst, fmt)
+    return out.info["jpeg_restore"]["tables"]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,7 +167,7 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
     sources = {src.resolve() for src, _ in jobs if src.exists()}  # all inputs, not only this shard's
     if shard:
         jobs = shard_of(jobs, *shard)
-    failures, done, skipped = [], 0, 0
+    failures, done, unchanged, skipped, origins = [], 0, 0, 0, Counter()
     for src, rel in tqdm(jobs, desc="jpeg-restore", unit="file", disable=None):
         dst = outdir / rel.with_suffix(FORMATS[fmt][0])
         try:
@@ -174,11 +178,18 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
                     skipped += 1
                     continue
                 raise FileFailed(f"{src}: {dst} exists (use --overwrite or --skip-existing)")
-            restore_file(src, dst, fmt, options, gray_options)
-            done += 1
+            origin = restore_file(src, dst, fmt, options, gray_options)
+            if origin == NEVER_JPEG:
+                unchanged += 1
+            else:
+                origins[origin] += 1
+                done += 1
         except FileFailed as exc:
             failures.append(str(exc))
-    click.echo(f"{done} restored, {skipped} skipped, {len(failures)} failed (of {len(jobs)})", err=True)
+    never = f", {unchanged} unchanged (never JPEG)" if unchanged else ""
+    click.echo(f"{done} restored{never}, {skipped} skipped, {len(failures)} failed (of {len(jobs)})", err=True)
+    if origins:  # which tables each restored file was restored with
+        click.echo("tables: " + "; ".join(f"{n} {origin}" for origin, n in sorted(origins.items())), err=True)
     for line in failures:
         click.echo(f"failed: {line}", err=True)
     raise SystemExit(1 if failures else 0)

@@ -6,7 +6,6 @@ filter, ``jpeg-restore``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +15,7 @@ from .consistency import Coefficients
 from .engine import Engine
 from .jpeg import facts_from_image
 from .options import DEFAULTS, RestoreOptions
-from .table_sources import coefficients_for, estimate_facts, find_tables, is_jpeg_file
+from .table_sources import coefficients_for, find_tables, is_jpeg_file
 
 #: Modes restored, and the mode the network sees (alpha is kept aside exactly).
 MODES = {"L": "L", "RGB": "RGB", "LA": "L", "RGBA": "RGB"}
@@ -24,10 +23,6 @@ MODES = {"L": "L", "RGB": "RGB", "LA": "L", "RGBA": "RGB"}
 KEPT_INFO = ("icc_profile", "exif", "dpi")
 #: What ``info["jpeg_restore"]["coefficients"]`` says, by whether the file's own were read.
 COEFFICIENT_SOURCES = {True: "read from the file", False: "estimated from the pixels"}
-
-
-class BlindModeWarning(UserWarning):
-    """The tables were estimated from the pixels, or none were found."""
 
 
 def _source(img) -> str:
@@ -53,7 +48,8 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
 
     ``quantization`` (a :class:`JpegFacts`, Pillow's ``{0: luma, 1: chroma}`` dict or 64-value
     tables) and ``subsampling`` override the tables; else an opened JPEG file's own are used, and
-    other images get tables estimated from the pixels (with a :class:`BlindModeWarning`).
+    other images get tables estimated from the pixels (with a
+    :class:`~napari_jpeg_restore.table_sources.BlindModeWarning`).
     ``coefficients``: the file's quantized coefficients when ``img`` is not the opened file
     itself (:func:`~napari_jpeg_restore.consistency.read_coefficients`); an opened file's own are
     read from it, other images' are estimated from the pixels.
@@ -74,19 +70,8 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
     pixels = np.asarray(base)
     colour = base.mode == "RGB"
     found = find_tables(colour=colour, source=source, quantization=quantization, subsampling=subsampling,
-                        image=img)
+                        image=img, pixels=pixels)
     facts, note = found.facts, {"tables": found.origin}
-    if facts is None:
-        warnings.warn(
-            f"{source}: no JPEG tables at hand (not an opened JPEG file, or a filter, which sees only "
-            "pixels): estimating them from the pixels. restore(Image.open(path)) or "
-            "QGCNRestore.from_image(img) use the file's own tables.",
-            BlindModeWarning, stacklevel=2,
-        )
-        facts = estimate_facts(pixels, subsampling, source)
-        if facts is None:
-            warnings.warn(f"{source}: no JPEG quantization found in the pixels; returned unchanged",
-                          BlindModeWarning, stacklevel=2)
     if facts is not None:
         engine = Engine.for_kind(options, colour)
         if engine.alpha is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from .engine import Engine
 from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
-from .table_sources import coefficients_for, estimate_facts, find_tables
+from .table_sources import coefficients_for, estimate_tables, find_tables
 
 
 #: The most pixels a preview restores: a few seconds on a laptop's CPU.
@@ -81,7 +81,9 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
     stored = [to_stored(f, found.orientation) for f in frames]
     # one frame from a file: its exact coefficients; stacks and other sources estimate them per frame
     coefficients = coefficients_for(found, stored[0].shape) if len(stored) == 1 and engine.alpha is not None else None
-    facts = [found.facts or estimate_facts(f) for f in stored]
+    # no source had tables: each frame's own estimate (the widget shows the origin, so no warning)
+    facts = [found.facts if found.facts is not None or found.estimated else estimate_tables(f, warn=False).facts
+             for f in stored]
     box = _stored_region(region, shape, found.orientation)
     total = sum(engine.tile_count(f.shape, ff, box) for f, ff in zip(stored, facts) if ff is not None)
     done, out = 0, np.empty_like(frames)

@@ -1,12 +1,14 @@
 """Where the quantization tables come from: the one decision every face asks the core for.
 
-In order of precedence: tables the caller gives, a quality factor the user typed, the opened
-JPEG file itself, napari layer metadata (our reader stores the file's facts there), the file a
-layer came from, and last the pixels (blind mode, per image or frame).
+One ordered chain, the first source that has tables wins: tables the caller gives, a quality factor
+the user typed, the opened JPEG file itself, napari layer metadata (our reader stores the file's
+facts there), the file a layer came from, and last the pixels (blind mode, per image or frame, with
+a :class:`BlindModeWarning`). The result says which source it was and whether it was estimated.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +20,29 @@ from .jpeg import (JPEG_SUFFIXES, JpegFacts, exif_orientation, facts_from_dict, 
                    facts_from_tables, ijg_tables)
 
 
+#: The origin blind mode reports for pixels that show no JPEG quantization (returned unchanged).
+NEVER_JPEG = "none: the pixels show no JPEG quantization"
+
+
+class BlindModeWarning(UserWarning):
+    """The tables were estimated from the pixels, or none were found."""
+
+
 @dataclass(frozen=True)
 class FoundTables:
-    """``facts`` None: estimate them from the pixels (:func:`estimate_facts`). ``orientation``:
-    the EXIF orientation that turns the stored pixels upright (1 when the pixels are stored).
-    ``path``: the JPEG file the facts were read from, whose quantized coefficients are then the
-    exact ones (:func:`coefficients_for`); None when the tables came from anywhere else."""
+    """The tables to restore with and where they came from (``origin``, said to the user).
+
+    ``facts`` None: no source had tables and the pixels were not given (estimate them per frame
+    with :func:`estimate_tables`), or the pixels show no JPEG quantization (``estimated``: never a
+    JPEG, nothing to restore). ``orientation``: the EXIF orientation that turns the stored pixels
+    upright (1 when the pixels are stored). ``path``: the JPEG file the facts were read from, whose
+    quantized coefficients are then the exact ones (:func:`coefficients_for`)."""
 
     facts: JpegFacts | None
     orientation: int
     origin: str
     path: str | None = None
+    estimated: bool = False
 
 
 def is_jpeg_file(img) -> bool:
@@ -60,11 +74,13 @@ def _file(path) -> tuple[JpegFacts, int, tuple[int, int]] | None:
 
 def find_tables(*, colour: bool, source: str = "<image>", quantization=None, subsampling: str | None = None,
                 quality: int | None = None, image=None, metadata: dict | None = None, path=None,
-                shape: tuple[int, ...] | None = None) -> FoundTables:
+                shape: tuple[int, ...] | None = None, pixels: np.ndarray | None = None,
+                warn: bool = True) -> FoundTables:
     """The tables to restore with, from the first source that has them (see the module doc).
 
     ``image``: a Pillow image (its own tables if it is an opened JPEG file); ``metadata``,
-    ``path`` and ``shape`` (the pixels' (H, W[, 3])) describe a napari layer.
+    ``path`` and ``shape`` (the pixels' (H, W[, 3])) describe a napari layer. ``pixels``: what
+    blind mode estimates from when no source has tables (see :func:`estimate_tables`).
     """
     if quantization is not None:
         return FoundTables(_given(quantization, subsampling, colour, source), 1, "the tables given")
@@ -85,7 +101,31 @@ def find_tables(*, colour: bool, source: str = "<image>", quantization=None, sub
         # a reader that kept the stored orientation needs no turning
         upright = 1 if shape is not None and tuple(shape[:2]) == stored else orientation
         return FoundTables(facts, upright, f"the tables of {path}", str(path))
-    return FoundTables(None, 1, "tables estimated from the pixels")
+    if pixels is None:
+        return FoundTables(None, 1, "tables to be estimated from each frame's pixels")
+    return estimate_tables(pixels, subsampling, source, warn=warn)
+
+
+def estimate_tables(pixels: np.ndarray, subsampling: str | None = None, source: str = "<pixels>", *,
+                    warn: bool = True) -> FoundTables:
+    """Blind mode, the chain's last source: tables estimated from the pixels, or none when they
+    show no JPEG quantization (never a JPEG: nothing to restore). ``warn``: say so with a
+    :class:`BlindModeWarning` (a face that shows the origin itself may pass False)."""
+    from .blind import estimate
+
+    if warn:
+        warnings.warn(f"{source}: no JPEG tables at hand (not an opened JPEG file, or a filter, which sees only "
+                      "pixels): estimating them from the pixels. restore(Image.open(path)) or "
+                      "QGCNRestore.from_image(img) use the file's own tables.", BlindModeWarning, stacklevel=4)
+    found = estimate(pixels, subsampling, source)
+    facts = found.facts
+    if facts is None:
+        if warn:
+            warnings.warn(f"{source}: no JPEG quantization found in the pixels; returned unchanged",
+                          BlindModeWarning, stacklevel=4)
+        return FoundTables(None, 1, NEVER_JPEG, estimated=True)
+    quality = f" (IJG quality {found.quality})" if found.quality is not None else ""
+    return FoundTables(facts, 1, f"tables estimated from the pixels{quality}", estimated=True)
 
 
 def coefficients_for(found: FoundTables, stored_shape: tuple[int, ...]) -> Coefficients | None:
@@ -100,8 +140,3 @@ def coefficients_for(found: FoundTables, stored_shape: tuple[int, ...]) -> Coeff
     return coefficients
 
 
-def estimate_facts(pixels: np.ndarray, subsampling: str | None = None, source: str = "<pixels>") -> JpegFacts | None:
-    """Blind mode: facts estimated from the pixels, None when they show no JPEG quantization."""
-    from .blind import estimate
-
-    return estimate(pixels, subsampling, source).facts
