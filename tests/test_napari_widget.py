@@ -66,6 +66,8 @@ def test_our_reader_then_widget_equals_restore(make_napari_viewer, qtbot, jpg, r
     assert np.array_equal(result.data, expected)
     assert tuple(result.scale) == (2.0, 3.0) and tuple(result.translate) == (5.0, 7.0)
     assert np.array_equal(layer.data, np.asarray(Image.open(jpg)))  # the source layer is untouched
+    # the widget says which tables were used, and so does the result's metadata
+    assert w._status.value == "tables: the file's tables (layer metadata)" == f"tables: {result.metadata['tables']}"
 
 
 def test_builtin_reader_still_uses_the_file_tables(make_napari_viewer, qtbot, jpg, random_weights, errors):
@@ -81,7 +83,9 @@ def test_non_jpeg_layer_uses_estimated_tables(make_napari_viewer, qtbot, jpg, ra
     viewer = make_napari_viewer()
     pixels = np.asarray(Image.open(jpg))
     layer = viewer.add_image(pixels.copy(), name="pixels", rgb=True)
-    _run(_widget_for(viewer, layer, random_weights["colour"], qtbot), qtbot)
+    w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    _run(w, qtbot)
+    assert w._status.value == "tables: tables estimated from the pixels"
     with pytest.warns(UserWarning):
         expected = np.asarray(restore(Image.fromarray(pixels), model=random_weights["colour"]))
     assert np.array_equal(viewer.layers["pixels restored"].data, expected)

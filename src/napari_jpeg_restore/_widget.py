@@ -10,7 +10,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from .device import PRECISIONS, available_devices
-from .layer_data import frame_shape, preview_box, restore_layer_data
+from .layer_data import frame_shape, layer_tables, preview_box, restore_layer_data
 from .options import DEFAULTS, RestoreOptions, option_help
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
@@ -50,6 +50,7 @@ class RestoreWidget(Container):
         self._stop.clicked.connect(self.stop)
         self.worker = None
         self._bar = None
+        self._tables_used = ""
 
     def run(self):
         """Restore the whole layer into a new layer (replacing any preview)."""
@@ -86,10 +87,15 @@ class RestoreWidget(Container):
 
     def _start(self, layer, data, options, region, on_result, what):
         source = getattr(getattr(layer, "source", None), "path", None)
-        self.worker = create_worker(
-            restore_layer_data, data, rgb=layer.rgb, metadata=dict(layer.metadata), source_path=source,
-            quality=self._quality.value if self._tables.value == FROM_QUALITY else None, options=options,
-            region=region, _ignore_errors=True)  # errors become notifications (errored, below), not tracebacks
+        where = {"rgb": layer.rgb, "metadata": dict(layer.metadata), "source_path": source,
+                 "quality": self._quality.value if self._tables.value == FROM_QUALITY else None}
+        try:
+            self._tables_used = layer_tables(data, **where).origin  # shown while and after it runs
+        except ValueError as exc:  # e.g. the layer's file is a CMYK JPEG
+            show_error(f"Remove JPEG artifacts: {exc}")
+            return
+        self.worker = create_worker(restore_layer_data, data, **where, options=options, region=region,
+                                    _ignore_errors=True)  # errors become notifications (errored, below)
         self._bar = progress(total=0, desc=what)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(on_result)
@@ -97,7 +103,7 @@ class RestoreWidget(Container):
         self.worker.aborted.connect(lambda: show_info(f"Remove JPEG artifacts: stopped, {layer.name} unchanged"))
         self.worker.finished.connect(self._on_finished)
         self._run.enabled, self._preview.enabled, self._stop.enabled = False, False, True
-        self._status.value = f"{what[0].lower()}{what[1:]}…"
+        self._status.value = f"{what[0].lower()}{what[1:]}… (tables: {self._tables_used})"
         self.worker.start()
 
     def options(self) -> RestoreOptions:
@@ -121,7 +127,8 @@ class RestoreWidget(Container):
         if preview in self._viewer.layers:
             self._viewer.layers.remove(preview)
         self._viewer.add_image(data, name=f"{layer.name} restored", rgb=layer.rgb, scale=layer.scale,
-                               translate=layer.translate, metadata={"restored_from": layer.name})
+                               translate=layer.translate,
+                               metadata={"restored_from": layer.name, "tables": self._tables_used})
 
     def _show_preview(self, layer, frame, box):
         y0, y1, x0, x1 = box
@@ -139,5 +146,5 @@ class RestoreWidget(Container):
         if self._bar is not None:
             self._bar.close()
         self._run.enabled, self._preview.enabled, self._stop.enabled = True, True, False
-        self._status.value = ""
+        self._status.value = f"tables: {self._tables_used}"
         self.worker = None

@@ -16,7 +16,7 @@ import numpy as np
 from .engine import Engine
 from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
-from .table_sources import coefficients_for, estimate_tables, find_tables
+from .table_sources import FoundTables, coefficients_for, estimate_tables, find_tables
 
 
 #: The most pixels a preview restores: a few seconds on a laptop's CPU.
@@ -61,6 +61,14 @@ def _stored_region(region, shape, orientation: int):
     return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
 
 
+def layer_tables(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
+                 quality: int | None = None) -> FoundTables:
+    """The tables a layer is restored with (see :func:`~napari_jpeg_restore.table_sources.find_tables`):
+    ``facts`` None means each frame's are estimated from its pixels."""
+    return find_tables(colour=rgb, source=str(source_path or "<layer>"), quality=quality, metadata=metadata,
+                       path=source_path, shape=frame_shape(np.asarray(data), rgb))
+
+
 def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
                        quality: int | None = None, options: RestoreOptions = DEFAULTS, region=None):
     """Generator: yields (tiles done, total tiles) before each tile and once at the end, and
@@ -75,8 +83,7 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
         raise LayerError(f"cannot restore a layer of shape {data.shape} (rgb={rgb}); expected H×W[×3] or a stack of them")
     shape = frame_shape(data, rgb)
     frames = data.reshape(-1, *shape)
-    found = find_tables(colour=rgb, source=str(source_path or "<layer>"), quality=quality, metadata=metadata,
-                        path=source_path, shape=shape)
+    found = layer_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
     engine = Engine.for_kind(options, rgb)
     stored = [to_stored(f, found.orientation) for f in frames]
     # one frame from a file: its exact coefficients; stacks and other sources estimate them per frame

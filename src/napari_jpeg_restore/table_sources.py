@@ -102,7 +102,7 @@ def find_tables(*, colour: bool, source: str = "<image>", quantization=None, sub
         upright = 1 if shape is not None and tuple(shape[:2]) == stored else orientation
         return FoundTables(facts, upright, f"the tables of {path}", str(path))
     if pixels is None:
-        return FoundTables(None, 1, "tables to be estimated from each frame's pixels")
+        return FoundTables(None, 1, "tables estimated from the pixels")
     return estimate_tables(pixels, subsampling, source, warn=warn)
 
 
