@@ -4,14 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from napari_jpeg_restore.model import (
-    PRESETS,
-    VARIANTS,
-    build_model,
-    model_cost,
-    preset,
-    warm_start,
-)
+from napari_jpeg_restore.model import PRESETS, VARIANTS, build_model, model_cost, preset
+from qgcn_training.warm_start import warm_start  # training-only: it grows networks for a run
 
 
 def test_paper_preset_is_as_published():
@@ -140,3 +134,36 @@ def test_costs():
     assert paper["macs_per_pixel"] > 64 * 2 * 9 * 64 * 64 / 4
     assert paper["global_macs_per_image"] > 7 * 7 * 256 * 1024
     assert small["macs_per_pixel"] < paper["macs_per_pixel"] / 5
+
+
+def test_a_variant_is_one_registered_entry():
+    """Adding a variant is one registration: what it takes, its build function and its stages; the
+    config's properties, the CLI's choices and the training stages follow from it."""
+    import importlib
+
+    from click.testing import CliRunner
+
+    from napari_jpeg_restore.model import VARIANTS, register_variant
+
+    def plain(cfg):  # a throw-away variant: the QCN body fed the image alone, with a stage of its own
+        return VARIANTS["edsr"].build(cfg)
+
+    register_variant("plain", maps=False, global_input=False, stages={"tail": lambda n: n.startswith("tail.")})(plain)
+    try:
+        cfg = preset("tiny", variant="plain")
+        assert not cfg.uses_maps and not cfg.has_global and cfg.map_channels == 0
+        net = build_model(cfg)
+        assert net.restore(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+        from qgcn_training.train import TrainSettings
+
+        assert TrainSettings(data=[], out="x", variant="plain", train_only="tail").train_only == "tail"
+        with pytest.raises(ValueError, match="no stage 'global'"):
+            TrainSettings(data=[], out="x", variant="plain", train_only="global")
+        import qgcn_training.cli as cli
+
+        importlib.reload(cli)  # the choices are read when the command is made
+        help_text = CliRunner().invoke(cli.main, ["train", "--help"]).output
+        assert "plain" in help_text and "tail" in help_text
+    finally:
+        del VARIANTS["plain"]
+        importlib.reload(cli)

@@ -7,15 +7,40 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
 from .jpeg import GRID
 
-VARIANTS = ("qgcn", "qcn", "edsr", "arcnn")
 BODIES = ("flat", "unet")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One entry of the variant registry (timm's ``register_model``): what the network takes, how
+    it is built from a config, and which parameters each partial training stage trains."""
+
+    name: str
+    build: Callable[["ModelConfig"], nn.Module]
+    maps: bool  # takes the quantization maps beside the image
+    global_input: bool  # has a global branch fed the whole image
+    # stage name -> whether a parameter (by its name) trains in that stage
+    stages: dict[str, Callable[[str], bool]] = field(default_factory=dict)
+
+
+#: The registry: every variant the family knows, by name (the CLI's choices come from it).
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(name: str, *, maps: bool, global_input: bool, stages: dict | None = None):
+    """Decorator: register ``build(config) -> nn.Module`` as variant ``name``."""
+    def register(build):
+        VARIANTS[name] = Variant(name, build, maps, global_input, stages or {})
+        return build
+    return register
 BLOCKS = ("residual", "naf")
 
 
@@ -55,7 +80,7 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {self.variant!r}")
         if self.body not in BODIES:
             raise ValueError(f"body must be one of {BODIES}, got {self.body!r}")
         for name in ("blocks", "global_channels", "unet_channels", "unet_blocks"):
@@ -78,7 +103,7 @@ class ModelConfig:
 
     @property
     def uses_maps(self) -> bool:
-        return self.variant in ("qgcn", "qcn")
+        return VARIANTS[self.variant].maps
 
     @property
     def map_channels(self) -> int:
@@ -86,7 +111,7 @@ class ModelConfig:
 
     @property
     def has_global(self) -> bool:
-        return self.variant == "qgcn"
+        return VARIANTS[self.variant].global_input
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,32 +119,6 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return cls(**d)
-
-
-#: Presets differ in size only. ``paper`` is as published (N_res = 32, 64 channels, Table I with
-#: its 7·7·256 -> 1024 fc). The others pool the 7×7 map before a smaller fc: the printed fc alone
-#: holds 12.85 M weights, more than a whole small restoration branch.
-PRESETS: dict[str, ModelConfig] = {
-    "paper": ModelConfig(channels=64, blocks=(32, 32)),
-    "medium": ModelConfig(channels=40, blocks=(4, 4), global_pool=True, global_hidden=256),
-    "small": ModelConfig(channels=32, blocks=(6, 6), global_pool=True, global_hidden=256),
-    "tiny": ModelConfig(
-        channels=24, blocks=(4, 4), global_channels=(16, 32, 64, 128), global_pool=True, global_hidden=128
-    ),
-    # about small's cost per pixel, 4× its weights: wide layers at low resolution run faster here
-    "unet": ModelConfig(body="unet", unet_channels=(32, 64, 128), unet_blocks=(2, 2, 4), global_pool=True,
-                        global_hidden=256),
-}
-# unet plus a 16-channel path at full resolution: it warm-starts from unet weights (see warm_start)
-PRESETS["unet-fine"] = replace(PRESETS["unet"], fine_channels=16)
-# unet's levels with NAFNet blocks, three per residual block: about unet's MACs per pixel
-PRESETS["unet-naf"] = replace(PRESETS["unet"], block="naf", unet_blocks=(6, 6, 12))
-
-
-def preset(name: str, *, colour: bool = True, variant: str = "qgcn") -> ModelConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return replace(PRESETS[name], colour=colour, variant=variant)
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -171,7 +170,45 @@ class GlobalBranch(nn.Module):
         return self.fc(self.pool(self.features(g)))
 
 
-class QGCN(nn.Module):
+class RestorationNet(nn.Module):
+    """What every network of the family offers the engine: ``global_features(g)`` (None without a
+    global branch) and ``restore(x, features)``; ``forward(x, g)`` is both. The QGCN frame's
+    global branch and the join of its features (``merge``) are built and applied here, once."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.global_branch = None
+
+    def _add_global_join(self, channels: int) -> None:
+        """The global branch and the conv joining its features to ``channels`` body features.
+        Subclasses call this where the join sits in their body, so parameters keep the order
+        (optimizer states, seeded initialisation) they had before this frame existed."""
+        cfg = self.config
+        self.global_branch = GlobalBranch(cfg, cfg.image_channels + cfg.map_channels) if cfg.has_global else None
+        self.merge = _conv(channels + cfg.global_features, channels) if cfg.has_global else nn.Identity()
+
+    def global_features(self, g):
+        return None if self.global_branch is None else self.global_branch(g)
+
+    def join_global(self, f, features):
+        """Features ``f`` with the global vector broadcast beside them and merged (no-op without a
+        global branch); ``features`` None, as in the 64×64 training stage, joins zeros."""
+        if self.global_branch is None:
+            return f
+        b, _, h, w = f.shape
+        if features is None:
+            features = f.new_zeros(b, self.config.global_features)
+        return self.merge(torch.cat([f, features[:, :, None, None].expand(b, -1, h, w)], 1))
+
+    def restore(self, x, features=None):
+        raise NotImplementedError
+
+    def forward(self, x, g=None):
+        return self.restore(x, None if g is None else self.global_features(g))
+
+
+class QGCN(RestorationNet):
     """Restoration branch (+ optional global branch); covers the qgcn, qcn and edsr variants.
 
     The output is added to the input image (global residual), so the network learns the
@@ -179,31 +216,18 @@ class QGCN(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.config = cfg
+        super().__init__(cfg)
         c, cin = cfg.channels, cfg.image_channels + cfg.map_channels
         self.head = _conv(cin, c, 4, 2)
         self.group1 = ResidualGroup(c, cfg.blocks[0], cfg.res_scale)
-        self.global_branch = GlobalBranch(cfg, cin) if cfg.has_global else None
-        self.merge = _conv(c + cfg.global_features, c) if cfg.has_global else nn.Identity()
+        self._add_global_join(c)
         self.group2 = ResidualGroup(c, cfg.blocks[1], cfg.res_scale)
         self.tail = nn.Sequential(_conv(c, 4 * c), nn.PixelShuffle(2), _conv(c, cfg.image_channels))
 
-    def global_features(self, g):
-        return None if self.global_branch is None else self.global_branch(g)
-
     def restore(self, x, features=None):
         """x: (B, image + map channels, H, W) with H, W even; returns (B, image channels, H, W)."""
-        f = self.group1(self.head(x))
-        if self.global_branch is not None:
-            b, _, h, w = f.shape
-            if features is None:  # the 64×64 training stage may skip the global branch
-                features = f.new_zeros(b, self.config.global_features)
-            f = self.merge(torch.cat([f, features[:, :, None, None].expand(b, -1, h, w)], 1))
+        f = self.join_global(self.group1(self.head(x)), features)
         return x[:, : self.config.image_channels] + self.tail(self.group2(f))
-
-    def forward(self, x, g=None):
-        return self.restore(x, None if g is None else self.global_features(g))
 
 
 class LayerNorm2d(nn.Module):
@@ -250,19 +274,17 @@ def _stack(channels: int, n: int, res_scale: float, block: str = "residual") -> 
     return nn.Sequential(*[ResidualBlock(channels, res_scale) for _ in range(n)])
 
 
-class UNetQGCN(nn.Module):
+class UNetQGCN(RestorationNet):
     """The QGCN frame (maps in, global features, output added to the input) around a U-Net body:
     levels at H/2, H/4, … joined by stride-2 convs down and pixel-shuffle up, skips added."""
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.config = cfg
+        super().__init__(cfg)
         ch, nb, cin = cfg.unet_channels, cfg.unet_blocks, cfg.image_channels + cfg.map_channels
         self.head = _conv(cin, ch[0], 4, 2)
         self.encoders = nn.ModuleList(_stack(c, n, cfg.res_scale, cfg.block) for c, n in zip(ch[:-1], nb[:-1]))
         self.downs = nn.ModuleList(_conv(a, b, 4, 2) for a, b in zip(ch[:-1], ch[1:]))
-        self.global_branch = GlobalBranch(cfg, cin) if cfg.has_global else None
-        self.merge = _conv(ch[-1] + cfg.global_features, ch[-1]) if cfg.has_global else nn.Identity()
+        self._add_global_join(ch[-1])
         self.bottom = _stack(ch[-1], nb[-1], cfg.res_scale, cfg.block)
         self.ups = nn.ModuleList(nn.Sequential(_conv(b, 4 * a), nn.PixelShuffle(2)) for a, b in zip(ch[:-1], ch[1:]))
         self.decoders = nn.ModuleList(_stack(c, n, cfg.res_scale, cfg.block) for c, n in zip(ch[:-1], nb[:-1]))
@@ -279,9 +301,6 @@ class UNetQGCN(nn.Module):
         else:
             self.fine = None
 
-    def global_features(self, g):
-        return None if self.global_branch is None else self.global_branch(g)
-
     def restore(self, x, features=None):
         """x: (B, image + map channels, H, W), H and W multiples of 2 ** levels."""
         f, skips = self.head(x), []
@@ -289,69 +308,73 @@ class UNetQGCN(nn.Module):
             f = encode(f)
             skips.append(f)
             f = down(f)
-        if self.global_branch is not None:
-            b, _, h, w = f.shape
-            if features is None:  # the 64×64 training stage may skip the global branch
-                features = f.new_zeros(b, self.config.global_features)
-            f = self.merge(torch.cat([f, features[:, :, None, None].expand(b, -1, h, w)], 1))
-        f = self.bottom(f)
+        f = self.bottom(self.join_global(f, features))
         for up, decode, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
             f = decode(up(f) + skip)
         f = self.tail[:2](f)  # features at H×W
         out = x[:, : self.config.image_channels] + self.tail[2](f)
         return out if self.fine is None else out + self.fine(torch.cat([x, f], 1))
 
-    def forward(self, x, g=None):
-        return self.restore(x, None if g is None else self.global_features(g))
 
-
-class ARCNN(nn.Module):
+class ARCNN(RestorationNet):
     """AR-CNN (Dong et al. 2015): feature extraction, enhancement, mapping, reconstruction."""
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.config = cfg
+        super().__init__(cfg)
         n = cfg.image_channels
         self.body = nn.Sequential(
             _conv(n, 64, 9), nn.ReLU(inplace=True), _conv(64, 32, 7), nn.ReLU(inplace=True),
             _conv(32, 16, 1), nn.ReLU(inplace=True), _conv(16, n, 5),
         )
 
-    def global_features(self, g):
-        return None
-
     def restore(self, x, features=None):
         return x + self.body(x)
 
-    def forward(self, x, g=None):
-        return self.restore(x)
 
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    if cfg.variant == "arcnn":
-        return ARCNN(cfg)
+def _frame(cfg: ModelConfig) -> RestorationNet:
+    """The QGCN frame around the configured body."""
     return UNetQGCN(cfg) if cfg.body == "unet" else QGCN(cfg)
 
 
-def warm_start(model: nn.Module, source: nn.Module) -> None:
-    """Copy ``source``'s weights into ``model``. Their configs must match, except that ``model``
-    may add the full-resolution path ``source`` lacks: that path starts at zero, so ``model``
-    restores exactly as ``source`` does until training grows it."""
-    want, have = model.config, source.config
-    grows = not have.fine_channels and replace(want, fine_channels=0, fine_blocks=have.fine_blocks) == have
-    if want != have and not grows:
-        a, b = want.to_dict(), have.to_dict()
-        differ = ", ".join(f"{k} {b[k]!r} (run: {a[k]!r})" for k in a if a[k] != b[k])
-        raise ValueError(f"the warm start's network differs: {differ}")
-    model.load_state_dict(source.state_dict(), strict=not grows)
+def _in_global_stage(name: str) -> bool:
+    # the cheap first 256×256 stage: the global branch and the layer joining its features
+    return name.startswith(("global_branch.", "merge."))
 
 
-def zero_global_output(model: nn.Module) -> None:
-    """Make a global branch output zeros, as the 64×64 training stage assumed (no-op without one)."""
-    branch = getattr(model, "global_branch", None)
-    if branch is not None:
-        torch.nn.init.zeros_(branch.fc[-1].weight)
-        torch.nn.init.zeros_(branch.fc[-1].bias)
+register_variant("qgcn", maps=True, global_input=True, stages={"global": _in_global_stage})(_frame)
+register_variant("qcn", maps=True, global_input=False)(_frame)  # QGCN without the global branch
+register_variant("edsr", maps=False, global_input=False)(_frame)  # QCN without the maps (EDSR baseline)
+register_variant("arcnn", maps=False, global_input=False)(ARCNN)
+
+
+def build_model(cfg: ModelConfig) -> RestorationNet:
+    return VARIANTS[cfg.variant].build(cfg)
+
+
+#: Presets differ in size only. ``paper`` is as published (N_res = 32, 64 channels, Table I with
+#: its 7·7·256 -> 1024 fc). The others pool the 7×7 map before a smaller fc: the printed fc alone
+#: holds 12.85 M weights, more than a whole small restoration branch.
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(channels=64, blocks=(32, 32)),
+    "medium": ModelConfig(channels=40, blocks=(4, 4), global_pool=True, global_hidden=256),
+    "small": ModelConfig(channels=32, blocks=(6, 6), global_pool=True, global_hidden=256),
+    "tiny": ModelConfig(
+        channels=24, blocks=(4, 4), global_channels=(16, 32, 64, 128), global_pool=True, global_hidden=128
+    ),
+    # about small's cost per pixel, 4× its weights: wide layers at low resolution run faster here
+    "unet": ModelConfig(body="unet", unet_channels=(32, 64, 128), unet_blocks=(2, 2, 4), global_pool=True,
+                        global_hidden=256),
+}
+# unet plus a 16-channel path at full resolution: it warm-starts from unet weights (qgcn_training.warm_start)
+PRESETS["unet-fine"] = replace(PRESETS["unet"], fine_channels=16)
+# unet's levels with NAFNet blocks, three per residual block: about unet's MACs per pixel
+PRESETS["unet-naf"] = replace(PRESETS["unet"], block="naf", unet_blocks=(6, 6, 12))
+
+
+def preset(name: str, *, colour: bool = True, variant: str = "qgcn") -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[name], colour=colour, variant=variant)
 
 
 def model_cost(cfg: ModelConfig) -> dict:

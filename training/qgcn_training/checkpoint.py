@@ -7,7 +7,9 @@ from pathlib import Path
 import torch
 
 from napari_jpeg_restore.atomic import write_atomically
-from napari_jpeg_restore.model import ModelConfig, build_model, zero_global_output
+from napari_jpeg_restore.model import ModelConfig, build_model
+
+from .warm_start import zero_global_output
 
 
 def save_checkpoint(state: dict, path: Path) -> None:

@@ -11,6 +11,7 @@ from PIL import Image
 
 import click
 
+from napari_jpeg_restore.model import VARIANTS
 from napari_jpeg_restore.options import RestoreOptions, click_options
 
 from .data import DATA_ROOT, JpegVariety
@@ -26,7 +27,7 @@ def main():
               help="Training image folder (repeatable). The first one's last --holdout images validate.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt, log.csv.")
 @click.option("--preset", default="small", show_default=True)
-@click.option("--variant", default="qgcn", type=click.Choice(["qgcn", "qcn", "edsr", "arcnn"]), show_default=True)
+@click.option("--variant", default="qgcn", type=click.Choice(list(VARIANTS)), show_default=True)
 @click.option("--gray", is_flag=True, help="Grayscale model (Y + 1 map).")
 @click.option("--steps", type=int, help="Stop after this many steps in all.")
 @click.option("--minutes", type=float, help="Stop after this much training time in all.")
@@ -49,8 +50,9 @@ def main():
               help="Train through the consistency projection at this half-width α (e.g. 0.3; default: off).")
 @click.option("--init", default="default", type=click.Choice(["default", "gaussian"]), show_default=True)
 @click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
-@click.option("--train-only", type=click.Choice(["global"]),
-              help="Train only the global branch and the layer joining it; the restoration branch stays frozen.")
+@click.option("--train-only", type=click.Choice(sorted({stage for v in VARIANTS.values() for stage in v.stages})),
+              help="Train only one stage's parameters (global: the global branch and the layer joining it; "
+                   "the restoration branch stays frozen).")
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
 @click.option("--double-share", type=float, help="Share of double-compressed patches.")
 @click.option("--high-share", type=float, help="Share of patches coded at QF 61..100 (default 0.3).")

@@ -23,13 +23,14 @@ from tqdm import tqdm
 from napari_jpeg_restore.consistency import coefficients_from_bytes, project
 from napari_jpeg_restore.device import memory_format, pick_device, run_precision
 from napari_jpeg_restore.jpeg import facts_from_image, open_jpeg_bytes
-from napari_jpeg_restore.model import build_model, preset, warm_start
+from napari_jpeg_restore.model import VARIANTS, build_model, preset
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
 from napari_jpeg_restore.weights import load_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import CROP, JpegVariety, PatchSampler, encode_bytes, load_pool
 from .metrics import psnr
+from .warm_start import warm_start
 
 VAL_QUALITIES = (10, 30, 50, 90)
 VAL_CROP = 256
@@ -101,9 +102,13 @@ class TrainSettings:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(f"precision must be one of {TRAIN_PRECISIONS}, got {self.precision!r}")
-        if self.train_only not in (None, "global"):
-            raise ValueError(f"train_only must be 'global' or None, got {self.train_only!r}")
-        if self.train_only == "global" and (self.skip_global or self.variant != "qgcn"):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        stages = VARIANTS[self.variant].stages
+        if self.train_only is not None and self.train_only not in stages:
+            raise ValueError(f"the {self.variant} variant has no stage {self.train_only!r} to train alone "
+                             f"(its stages: {', '.join(stages) or 'none'})")
+        if self.train_only == "global" and self.skip_global:
             raise ValueError("training only the global branch needs the qgcn variant with the global branch on "
                              "(no --skip-global)")
         if not 0.0 <= self.ema < 1.0:
@@ -256,9 +261,10 @@ class Trainer:
                 raise TrainingStopped(f"--init-from {s.init_from}: {exc}") from None
         self.layout = memory_format(self.device, training=True)
         self.model.to(self.device, memory_format=self.layout)
-        if s.train_only == "global":
+        if s.train_only:
+            trains = VARIANTS[self.config.variant].stages[s.train_only]
             for name, p in self.model.named_parameters():
-                p.requires_grad_(name.startswith(("global_branch.", "merge.")))
+                p.requires_grad_(trains(name))
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=s.lr)
         self.ema = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)) if s.ema else None
