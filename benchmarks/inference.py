@@ -53,7 +53,8 @@ def measure_memory(preset: str, path: str, threads: int, precision: str, tile: i
 
     from napari_jpeg_restore.engine import Engine
     from napari_jpeg_restore.jpeg import facts_from_image
-    from napari_jpeg_restore.model import build_model, preset as make
+    from napari_jpeg_restore.model import build_model
+    from napari_jpeg_restore.model import preset as make
     from napari_jpeg_restore.options import RestoreOptions
 
     base = peak_rss_mib()
@@ -86,13 +87,12 @@ def main() -> None:
 
     import torch
 
+    from napari_jpeg_restore.consistency import coefficients_from_bytes
+    from napari_jpeg_restore.device import run_precision
     from napari_jpeg_restore.engine import Engine
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.model import build_model, model_cost, preset
     from napari_jpeg_restore.options import RestoreOptions
-
-    from napari_jpeg_restore.consistency import coefficients_from_bytes
-    from napari_jpeg_restore.device import run_precision
 
     data = photo(1.0)
     im = Image.open(io.BytesIO(data))

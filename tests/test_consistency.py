@@ -12,8 +12,15 @@ from PIL import Image
 
 from imaging import assert_same_pixels, data_image, jpeg
 from napari_jpeg_restore import restore
-from napari_jpeg_restore.consistency import (ROUNDING_MARGIN, _blocks, _dct_matrix, _in_pixel_range,
-                                             coefficients_from_bytes, project, read_coefficients)
+from napari_jpeg_restore.consistency import (
+    ROUNDING_MARGIN,
+    _blocks,
+    _dct_matrix,
+    _in_pixel_range,
+    coefficients_from_bytes,
+    project,
+    read_coefficients,
+)
 from napari_jpeg_restore.engine import Engine
 from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
 from napari_jpeg_restore.network_io import image_tensor

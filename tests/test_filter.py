@@ -5,8 +5,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from imaging import assert_same_pixels, data_image, jpeg, psnr
-from napari_jpeg_restore import JpegError, QGCNRestore, RestoreCancelled, restore
-from napari_jpeg_restore import BlindModeWarning
+from napari_jpeg_restore import BlindModeWarning, JpegError, QGCNRestore, RestoreCancelled, restore
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from imaging import data_image
 from napari_jpeg_restore import restore
 from napari_jpeg_restore._reader import napari_get_reader
 from napari_jpeg_restore._sample_data import jpeg_q10_sample
+from napari_jpeg_restore.engine import drive
 from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
 from napari_jpeg_restore.layer_data import LayerError, restore_layer_data
-from napari_jpeg_restore.engine import drive
 from napari_jpeg_restore.options import RestoreOptions
 
 

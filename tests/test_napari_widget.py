@@ -9,8 +9,7 @@ from imaging import data_image
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from napari_jpeg_restore import _widget  # noqa: E402
-from napari_jpeg_restore import restore  # noqa: E402
+from napari_jpeg_restore import _widget, restore  # noqa: E402  (only once napari is known to import)
 from napari_jpeg_restore._widget import FROM_QUALITY, RestoreWidget  # noqa: E402
 
 
@@ -122,13 +121,13 @@ def test_widget_offers_every_option(make_napari_viewer, errors):
     viewer = make_napari_viewer()
     layer = viewer.add_image(np.zeros((16, 16), np.uint8))
     w = RestoreWidget(viewer)
-    assert w.options() == DEFAULTS
+    assert w.restore_options() == DEFAULTS
     changed = RestoreOptions(model="qgcn-gray", device="cpu", tile=256, overlap=48, threads=1, precision="bfloat16",
                              strength=1.5, consistency=0.3)
     assert all(getattr(changed, f.name) != f.default for f in fields(RestoreOptions))
     w._model.value, w._device.value, w._tile.value, w._overlap.value = "qgcn-gray", "cpu", 256, 48
     w._threads.value, w._precision.value, w._strength.value, w._consistency.value = 1, "bfloat16", 1.5, "0.3"
-    assert w.options() == changed
+    assert w.restore_options() == changed
     w._tile.value = 64  # not larger than twice the overlap: refused before any work
     w.reset_choices()
     w._image.value = layer

@@ -80,7 +80,7 @@ class RestoreWidget(Container):
             show_error("Remove JPEG artifacts: choose an image layer first")
             return None, None
         try:
-            return layer, self.options()
+            return layer, self.restore_options()
         except ValueError as exc:
             show_error(f"Remove JPEG artifacts: {exc}")
             return None, None
@@ -106,7 +106,7 @@ class RestoreWidget(Container):
         self._status.value = f"{what[0].lower()}{what[1:]}… (tables: {self._tables_used})"
         self.worker.start()
 
-    def options(self) -> RestoreOptions:
+    def restore_options(self) -> RestoreOptions:
         """The options as set in the widget (validated: a bad one raises ValueError)."""
         return RestoreOptions(model=self._model.value.strip(), device=self._device.value, tile=self._tile.value,
                               overlap=self._overlap.value, threads=self._threads.value or None,

@@ -170,6 +170,7 @@ def estimate(pixels: np.ndarray, subsampling: str | None = None, source: str = "
         bounds.append(bound.reshape(8, 8))
     colour = len(planes) == 3
     quality = _snap(raws[0], bounds[0])
+    chroma: np.ndarray | None
     if quality is not None:
         luma, chroma = ijg_tables(quality)
     else:

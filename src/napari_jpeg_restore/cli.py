@@ -23,7 +23,7 @@ from .options import RestoreOptions, click_options
 from .table_sources import NEVER_JPEG
 
 INPUT_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".tif", ".tiff", ".webp", ".bmp"}
-FORMATS = {  # format -> (suffix, Pillow save options): all lossless
+FORMATS: dict[str, tuple[str, dict]] = {  # format -> (suffix, Pillow save options): all lossless
     "png": (".png", {"format": "PNG"}),
     "tiff": (".tiff", {"format": "TIFF", "compression": "tiff_adobe_deflate"}),
     "webp": (".webp", {"format": "WEBP", "lossless": True, "quality": 100}),

@@ -166,8 +166,10 @@ def project(ycc, facts: JpegFacts, alpha: float, *, coefficients: Coefficients |
     valid = valid or (0, h, 0, w)
     d = _dct_matrix(ycc.dtype, ycc.device)
     vmax, hmax = max(v for _, v in facts.sampling), max(h_ for h_, _ in facts.sampling)
+    if coefficients is None and decoded is None:
+        raise ValueError("project needs the file's coefficients or the decoded region to estimate them from")
     coded = None if coefficients is not None else _edge_replicated(decoded, valid) * 255 - 128
-    bounds = []  # per component: (fy, fx, low, high) of its block coefficients, or None: free
+    bounds: list[tuple | None] = []  # per component: (fy, fx, low, high) of its block coefficients; None: free
     for i in range(c):
         (hs, vs), q = facts.sampling[i], torch.as_tensor(facts.tables[i], dtype=ycc.dtype, device=ycc.device)
         fy, fx = vmax // vs, hmax // hs
@@ -177,9 +179,10 @@ def project(ycc, facts: JpegFacts, alpha: float, *, coefficients: Coefficients |
             continue
         shape = (h // (8 * fy), w // (8 * fx))
         if coefficients is not None:
-            k = _file_blocks(coefficients.blocks[i], origin[0] // (8 * fy), origin[1] // (8 * fx), shape)
-            k = torch.as_tensor(k, dtype=ycc.dtype, device=ycc.device)
+            from_file = _file_blocks(coefficients.blocks[i], origin[0] // (8 * fy), origin[1] // (8 * fx), shape)
+            k = torch.as_tensor(from_file, dtype=ycc.dtype, device=ycc.device)
         else:
+            assert coded is not None  # checked above: no coefficients, so the decoded region
             k = torch.round((d @ _blocks(_down(coded[i], fy, fx)) @ d.T) / q)
         half = torch.clamp(torch.minimum(alpha * q, 0.5 * q - ROUNDING_MARGIN), min=0)
         # a block the file does not have (NaN) stays as restored

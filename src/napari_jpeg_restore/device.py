@@ -52,9 +52,8 @@ def cpu_has_native_bfloat16() -> bool:
     import torch
 
     # torch offers no public test; these private ones may go, and then float32 is the safe answer
-    cpu = getattr(torch, "cpu", None)
     try:
-        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
 

@@ -131,7 +131,8 @@ class Engine:
             raise ValueError(f"{facts.source}: the coefficients given are not those of a "
                              f"{pixels.shape[1]}×{pixels.shape[0]} image coded as its facts say")
         padded, (top, left) = self._pad(pixels, facts)
-        windows = self._windows(*padded.shape[:2], self._steps(facts), _shifted(region, top, left))
+        height, width = padded.shape[:2]
+        windows = self._windows(height, width, self._steps(facts), _shifted(region, top, left))
         of = len(windows) if of is None else of
         out = np.empty_like(padded) if region is None else padded.copy()
         old_threads = torch.get_num_threads()

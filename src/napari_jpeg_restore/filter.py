@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from PIL import Image, ImageFilter
 
-from .image_restore import restore
 from .consistency import Coefficients
+from .image_restore import restore
 from .jpeg import facts_from_image
-from .table_sources import coefficients_for, find_tables
 from .options import DEFAULTS, RestoreOptions
+from .table_sources import coefficients_for, find_tables
 
 __all__ = ["QGCNRestore", "restore"]
 

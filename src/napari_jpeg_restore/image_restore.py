@@ -71,7 +71,8 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
     colour = base.mode == "RGB"
     found = find_tables(colour=colour, source=source, quantization=quantization, subsampling=subsampling,
                         image=img, pixels=pixels)
-    facts, note = found.facts, {"tables": found.origin}
+    facts = found.facts
+    note: dict[str, object] = {"tables": found.origin}
     if facts is not None:
         engine = Engine.for_kind(options, colour)
         if engine.alpha is not None:

@@ -62,7 +62,8 @@ def ijg_tables(quality: int, *, baseline: bool = True) -> tuple[np.ndarray, np.n
     """The (luma, chroma) tables libjpeg and Pillow write for ``quality`` 1..100; ``baseline``
     False leaves steps above 255 (16-bit tables) unclamped."""
     scale = ijg_scale(quality)
-    return tuple(np.clip((t * scale + 50) // 100, 1, 255 if baseline else 65535) for t in (_IJG_LUMA, _IJG_CHROMA))
+    luma, chroma = (np.clip((t * scale + 50) // 100, 1, 255 if baseline else 65535) for t in (_IJG_LUMA, _IJG_CHROMA))
+    return luma, chroma
 
 
 def jpeg_bytes(image, **save) -> bytes:

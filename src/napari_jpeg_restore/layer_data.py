@@ -18,7 +18,6 @@ from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
 from .table_sources import FoundTables, coefficients_for, estimate_tables, find_tables
 
-
 #: The most pixels a preview restores: a few seconds on a laptop's CPU.
 PREVIEW_PIXELS = 1_000_000
 

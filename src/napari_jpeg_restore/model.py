@@ -24,7 +24,7 @@ class Variant:
     it is built from a config, and which parameters each partial training stage trains."""
 
     name: str
-    build: Callable[["ModelConfig"], nn.Module]
+    build: Callable[["ModelConfig"], "RestorationNet"]
     maps: bool  # takes the quantization maps beside the image
     global_input: bool  # has a global branch fed the whole image
     # stage name -> whether a parameter (by its name) trains in that stage
@@ -178,7 +178,7 @@ class RestorationNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        self.global_branch = None
+        self.global_branch: GlobalBranch | None = None
 
     def _add_global_join(self, channels: int) -> None:
         """The global branch and the conv joining its features to ``channels`` body features.
@@ -292,12 +292,11 @@ class UNetQGCN(RestorationNet):
         if cfg.fine_channels:
             # sees the input itself beside the up-sampled features; its last conv starts at zero
             # so the network restores as it did without the path until training grows it
-            self.fine = nn.Sequential(
-                _conv(cin + ch[0], cfg.fine_channels), *_stack(cfg.fine_channels, cfg.fine_blocks, cfg.res_scale),
-                _conv(cfg.fine_channels, cfg.image_channels),
-            )
-            nn.init.zeros_(self.fine[-1].weight)
-            nn.init.zeros_(self.fine[-1].bias)
+            last = _conv(cfg.fine_channels, cfg.image_channels)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # a conv made with a bias
+            self.fine: nn.Sequential | None = nn.Sequential(
+                _conv(cin + ch[0], cfg.fine_channels), *_stack(cfg.fine_channels, cfg.fine_blocks, cfg.res_scale), last)
         else:
             self.fine = None
 

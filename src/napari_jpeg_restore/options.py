@@ -80,7 +80,7 @@ class RestoreOptions:
         """The interval half-width to project with (None: no projection), given the model's own."""
         if self.consistency == "off":
             return None
-        return model_alpha if self.consistency == "auto" else self.consistency
+        return model_alpha if self.consistency == "auto" else float(self.consistency)
 
     def replace(self, **changes) -> "RestoreOptions":
         return replace(self, **changes)

@@ -16,9 +16,15 @@ import numpy as np
 from PIL import Image
 
 from .consistency import Coefficients, fits, read_coefficients
-from .jpeg import (JPEG_SUFFIXES, JpegFacts, exif_orientation, facts_from_dict, facts_from_image,
-                   facts_from_tables, ijg_tables)
-
+from .jpeg import (
+    JPEG_SUFFIXES,
+    JpegFacts,
+    exif_orientation,
+    facts_from_dict,
+    facts_from_image,
+    facts_from_tables,
+    ijg_tables,
+)
 
 #: The origin blind mode reports for pixels that show no JPEG quantization (returned unchanged).
 NEVER_JPEG = "none: the pixels show no JPEG quantization"

@@ -54,7 +54,9 @@ def save_weights(model, folder, *, record: dict | None = None, dtype: str = "flo
         rows = max(1, SHARD_BYTES // max(1, v[0].numel() * v.element_size())) if v.ndim else 1
         pieces = v.split(rows) if v.ndim and v.numel() * v.element_size() > SHARD_BYTES else [v]
         tensors.update({k: v} if len(pieces) == 1 else {f"{k}#{i}": p.clone() for i, p in enumerate(pieces)})
-    shards, current, size = [], {}, 0
+    shards: list[dict] = []
+    current: dict = {}
+    size = 0
     for name, t in tensors.items():
         nbytes = t.numel() * t.element_size()
         if current and size + nbytes > SHARD_BYTES:
@@ -94,7 +96,7 @@ def update_record(folder, **entries) -> dict:
     return config["record"]
 
 
-def resolve(spec, colour: bool) -> Path:
+def resolve(spec, colour: bool | None) -> Path:
     """The model folder for ``spec``: None/"default" (by image kind), a shipped name, or a path."""
     if spec is None or spec == "default":
         name = DEFAULTS["colour" if colour else "gray"]

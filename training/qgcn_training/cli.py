@@ -6,10 +6,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import click
 import numpy as np
 from PIL import Image
-
-import click
 
 from napari_jpeg_restore.model import VARIANTS
 from napari_jpeg_restore.options import RestoreOptions, click_options
@@ -74,7 +73,8 @@ def main():
 @click.pass_context
 def train(ctx, resume, continue_from, paper, double_share, high_share, synthetic_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
-    from .train import TrainingStopped, TrainSettings, train as run
+    from .train import TrainingStopped, TrainSettings
+    from .train import train as run
 
     if continue_from:
         opts = _continued(ctx, continue_from, opts)

@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 
 from napari_jpeg_restore.consistency import coefficients_from_bytes
-from napari_jpeg_restore.jpeg import (JPEG_SUFFIXES, facts_from_image, ijg_scale, ijg_tables, jpeg_bytes,
-                                      open_jpeg_bytes)
+from napari_jpeg_restore.jpeg import JPEG_SUFFIXES, facts_from_image, ijg_scale, ijg_tables, jpeg_bytes, open_jpeg_bytes
 from napari_jpeg_restore.network_io import NetworkIO, image_tensor
 
 from .synthetic import draw_synthetic

@@ -21,9 +21,9 @@ from napari_jpeg_restore.jpeg import facts_from_image, jpeg_bytes, open_jpeg_byt
 from napari_jpeg_restore.weights import load_model, read_config, resolve
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .synthetic import validation_images
 from .metrics import psnr, psnr_b, ssim
 from .paper_tables import PAPER
+from .synthetic import validation_images
 
 #: Images of the training pool's first folder kept for choosing settings (the consistency α, a
 #: recipe): its last ones, whole, so a choice is never made on LIVE1 or BSDS500 test.

@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from click.testing import CliRunner
+from PIL import Image
 
-from qgcn_training.cli import main
 from napari_jpeg_restore.jpeg import encode_jpeg
 from napari_jpeg_restore.options import RestoreOptions
+from qgcn_training.cli import main
 from qgcn_training.metrics import psnr
 
 BASE = ["--preset", "tiny", "--variant", "qcn", "--batch", "4", "--patch", "32", "--threads", "1",
@@ -346,8 +346,8 @@ def test_export_merges_evaluations_of_one_model_and_refuses_a_repeated_one(pool_
 def test_evaluate_skips_a_named_model_of_the_other_kind_but_not_a_broken_one(tmp_path):
     import shutil
 
-    from qgcn_training.evaluate import load_any
     from napari_jpeg_restore.weights import SHIPPED, WeightsError
+    from qgcn_training.evaluate import load_any
 
     assert load_any("qgcn-colour", colour=False) is None and load_any("qgcn-gray", colour=True) is None
     assert load_any("qgcn-colour", colour=True).config.colour
