@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -12,13 +13,31 @@ from napari_jpeg_restore.model import ModelConfig, build_model
 from .warm_start import zero_global_output
 
 
+#: The checkpoint schema; bump it when a key changes meaning. Checkpoints without a "format" are 1.
+CHECKPOINT_FORMAT = 2
+#: Keys added since format 1, with what an older checkpoint means by their absence: read here
+#: once, so no reader needs a default of its own.
+ADDED_KEYS = {"cpu_seconds": 0.0, "best_val": -math.inf, "lr_scale": 1.0, "rollbacks": [], "resumed_at": [],
+              "ema": None, "ran": None, "world_size": 1, "ranks_identical": None}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint this version cannot read; the message names the file."""
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
-    """``torch.save``, atomically: a stop mid-write leaves the previous checkpoint."""
-    write_atomically(path, lambda tmp: torch.save(state, tmp))
+    """``torch.save``, atomically (a stop mid-write leaves the previous checkpoint), stamped with
+    :data:`CHECKPOINT_FORMAT`."""
+    write_atomically(path, lambda tmp: torch.save({**state, "format": CHECKPOINT_FORMAT}, tmp))
 
 
 def load_checkpoint(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint with every key of the current format (older ones filled in)."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if ck.get("format", 1) > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {ck['format']} is newer than this version reads "
+                              f"({CHECKPOINT_FORMAT}); update qgcn-train")
+    return {**ADDED_KEYS, "format": 1, **ck}
 
 
 def model_from_checkpoint(ck: dict, ema: bool = False):
@@ -26,7 +45,7 @@ def model_from_checkpoint(ck: dict, ema: bool = False):
     exponential moving average of its weights instead of the last ones."""
     model = build_model(ModelConfig.from_dict(ck["config"]))
     if ema:
-        if not ck.get("ema"):
+        if not ck["ema"]:
             raise ValueError("this checkpoint has no moving average of its weights (trained without --ema)")
         # torch's AveragedModel keeps the network under "module." beside its own counter
         model.load_state_dict({k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")})

@@ -38,7 +38,7 @@ def record_for(ck: dict) -> dict:
     return {
         "preset": s["preset"], "variant": s["variant"], "gray": s["gray"], "steps": ck["step"],
         "train_seconds": round(ck["elapsed"]),
-        "train_cpu_seconds": round(ck["cpu_seconds"]) if "cpu_seconds" in ck else None,
+        "train_cpu_seconds": round(ck["cpu_seconds"]),
         "batch": s["batch"], "patch": s["patch"], "lr": s["lr"], "schedule": s.get("schedule", "step"),
         "lr_step": s["lr_step"], "lr_gamma": s.get("lr_gamma"), "lr_final": s.get("lr_final"), "clip_grad": s.get("clip_grad"), "init": s["init"],
         "skip_global": s.get("skip_global", False), "train_only": s.get("train_only"), "init_from": s["init_from"],
@@ -47,7 +47,7 @@ def record_for(ck: dict) -> dict:
         "lineage_steps": s.get("steps_before", 0) + ck["step"], "plan_steps": s.get("plan_steps"), "settings": s,
         "data": s["data"],
         "holdout": s["holdout"], "jpeg_variety": s["variety"], "threads": s["threads"],
-        "precision": s.get("precision", "float32 (bfloat16 autocast on CUDA)"), "ran": ck.get("ran"),
+        "precision": s.get("precision", "float32 (bfloat16 autocast on CUDA)"), "ran": ck["ran"],
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                      "cpus": os.cpu_count(), "torch": torch.__version__,
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},

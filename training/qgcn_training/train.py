@@ -34,7 +34,8 @@ from .warm_start import warm_start
 
 VAL_QUALITIES = (10, 30, 50, 90)
 VAL_CROP = 256
-LOG_HEADER = "step,loss,lr,val_psnr,val_jpeg_psnr,elapsed_s,data_wait_share,cpu_s,val_ema_psnr\n"
+#: log.csv's columns, in order: the header and every row are written from this one list
+LOG_COLUMNS = ("step", "loss", "lr", "val_psnr", "val_jpeg_psnr", "elapsed_s", "data_wait_share", "cpu_s", "val_ema_psnr")
 #: A validation this far below the best one means the run diverged (noise is ~0.05 dB).
 DIVERGED_DB = 1.0
 SCHEDULES = ("step", "cosine")
@@ -277,17 +278,17 @@ class Trainer:
             return False
         ck = load_checkpoint(self.checkpoint_path)
         self._load_state(ck)
-        self.elapsed, self.cpu_seconds = ck["elapsed"], ck.get("cpu_seconds", 0.0)
-        self.best_val, self.lr_scale = ck.get("best_val", -math.inf), ck.get("lr_scale", 1.0)
-        self.rollbacks = [tuple(r) for r in ck.get("rollbacks", [])]
-        self.resumed_at = [*ck.get("resumed_at", []), self.step]
+        self.elapsed, self.cpu_seconds = ck["elapsed"], ck["cpu_seconds"]
+        self.best_val, self.lr_scale = ck["best_val"], ck["lr_scale"]
+        self.rollbacks = [tuple(r) for r in ck["rollbacks"]]
+        self.resumed_at = [*ck["resumed_at"], self.step]
         return True
 
     def _load_state(self, ck: dict) -> None:
         """Weights, optimizer, EMA, random state and step of a checkpoint."""
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
-        if self.ema is not None and ck.get("ema"):
+        if self.ema is not None and ck["ema"]:
             self.ema.load_state_dict(ck["ema"])
         torch.set_rng_state(ck["rng"])
         self.step = ck["step"]
@@ -326,7 +327,7 @@ class Trainer:
                                     with_coefficients=s.consistency is not None)
         self.validator = Validator([p for p, _ in held], self.io, s.consistency) if held and self.rank == 0 else None
         if self.rank == 0 and not (resumed and self.log_path.exists()):
-            self.log_path.write_text(LOG_HEADER)
+            self.log_path.write_text(",".join(LOG_COLUMNS) + "\n")
 
     @property
     def precision(self) -> str:
@@ -364,10 +365,12 @@ class Trainer:
             return None
         val, base = self.validator(self.model, self.device)
         val_ema = self.validator(self.ema.module, self.device)[0] if self.ema else float("nan")
+        row = {"step": self.step, "loss": f"{np.mean(losses):.5f}", "lr": f"{self.optimizer.param_groups[0]['lr']:.3g}",
+               "val_psnr": f"{val:.3f}", "val_jpeg_psnr": f"{base:.3f}", "elapsed_s": f"{self.elapsed:.0f}",
+               "data_wait_share": f"{data_wait_share:.3f}", "cpu_s": f"{self.cpu_seconds:.1f}",
+               "val_ema_psnr": f"{val_ema:.3f}"}
         with open(self.log_path, "a", newline="") as f:
-            csv.writer(f).writerow([self.step, f"{np.mean(losses):.5f}", f"{self.optimizer.param_groups[0]['lr']:.3g}",
-                                    f"{val:.3f}", f"{base:.3f}", f"{self.elapsed:.0f}", f"{data_wait_share:.3f}",
-                                    f"{self.cpu_seconds:.1f}", f"{val_ema:.3f}"])
+            csv.DictWriter(f, LOG_COLUMNS).writerow(row)  # a key missing from the list fails here
         return val
 
     def state(self, ranks_identical=None) -> dict:

@@ -113,6 +113,25 @@ def test_cosine_plan_runs_from_lr_to_lr_final_over_whichever_budget_ends_first()
     assert [step.learning_rate(k, 0.0) for k in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
 
 
+def test_checkpoints_carry_their_format_and_old_ones_read_with_one_set_of_defaults(pool_dir, tmp_path):
+    import math
+
+    from qgcn_training.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "2"])
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["format"] == CHECKPOINT_FORMAT and ck["ran"]["device"] == "cpu"
+    old = {k: v for k, v in torch.load(tmp_path / "checkpoint.pt", weights_only=True).items()
+           if k not in ("format", "cpu_seconds", "best_val", "rollbacks", "ran")}
+    torch.save(old, tmp_path / "old.pt")  # as format 1 wrote them
+    read = load_checkpoint(tmp_path / "old.pt")
+    assert read["format"] == 1 and read["cpu_seconds"] == 0.0 and read["best_val"] == -math.inf
+    assert read["rollbacks"] == [] and read["ran"] is None
+    torch.save({**old, "format": CHECKPOINT_FORMAT + 1}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="new.pt: checkpoint format .* is newer than this version reads"):
+        load_checkpoint(tmp_path / "new.pt")
+
+
 def test_ema_follows_its_configured_decay(pool_dir, tmp_path):
     """After the first step the average holds the weights; after each later one it is decay × the
     average + (1 - decay) × the new weights. A wrong decay (or 1 - decay) fails here."""
