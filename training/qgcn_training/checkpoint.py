@@ -12,7 +12,6 @@ from napari_jpeg_restore.model import ModelConfig, build_model
 
 from .warm_start import zero_global_output
 
-
 #: The checkpoint schema; bump it when a key changes meaning. Checkpoints without a "format" are 1.
 CHECKPOINT_FORMAT = 2
 #: Keys added since format 1, with what an older checkpoint means by their absence: read here
