@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import click
 import numpy as np
 from PIL import Image
 
-from napari_jpeg_restore.model import VARIANTS
 from napari_jpeg_restore.options import RestoreOptions, click_options
 
 from .data import DATA_ROOT, JpegVariety
+from .train import TrainSettings
 
 
 @click.group()
@@ -21,51 +21,38 @@ def main():
     """Train, evaluate and export JPEG artifact removal models (QGCN paper, section IV)."""
 
 
+_TYPES = {"folder": click.Path(exists=True, file_okay=False), "new-folder": click.Path(file_okay=False),
+          "alpha": click.FloatRange(0, 1, min_open=True)}
+
+
+def settings_options(command):
+    """One ``--name`` option per :class:`~qgcn_training.train.TrainSettings` field, from the field's
+    metadata (help, type, choices, default): the training settings are written once, there."""
+    for f in reversed(fields(TrainSettings)):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        name = "--" + f.name.replace("_", "-")
+        if meta["flag"]:
+            command = click.option(name, is_flag=True, default=f.default, help=meta["help"])(command)
+            continue
+        choices = meta["choices"]
+        kind = click.Choice(choices() if callable(choices) else choices) if choices else \
+            _TYPES.get(meta["kind"], meta["kind"] or str)
+        default = None if meta["repeat"] or meta["required"] else f.default
+        command = click.option(name, f.name, type=kind, default=default, multiple=meta["repeat"],
+                               required=meta["required"], show_default=default is not None,
+                               help=meta["help"])(command)
+    return command
+
+
 @main.command()
-@click.option("--data", "data", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Training image folder (repeatable). The first one's last --holdout images validate.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt, log.csv.")
-@click.option("--preset", default="small", show_default=True)
-@click.option("--variant", default="qgcn", type=click.Choice(list(VARIANTS)), show_default=True)
-@click.option("--gray", is_flag=True, help="Grayscale model (Y + 1 map).")
-@click.option("--steps", type=int, help="Stop after this many steps in all.")
-@click.option("--minutes", type=float, help="Stop after this much training time in all.")
-@click.option("--batch", default=16, show_default=True)
-@click.option("--patch", default=64, show_default=True, help="Patch side: 64, then 256 to fine-tune.")
-@click.option("--lr", default=5e-4, show_default=True)
-@click.option("--schedule", default="step", type=click.Choice(["step", "cosine"]), show_default=True,
-              help="step: lr × --lr-gamma every --lr-step steps; cosine: lr to --lr-final over --steps/--minutes.")
-@click.option("--lr-step", default=20000, show_default=True, help="Multiply lr by --lr-gamma every N steps.")
-@click.option("--lr-gamma", default=0.1, show_default=True)
-@click.option("--lr-final", default=1e-5, show_default=True, help="Where the cosine schedule ends.")
-@click.option("--plan-steps", type=int,
-              help="Cosine: plan the rate over this many steps of the whole lineage (continued runs go on in it).")
-@click.option("--ema", default=0.0, show_default=True,
-              help="Decay of an exponential moving average of the weights (e.g. 0.999; 0: none).")
-@click.option("--clip-grad", default=0.5, show_default=True, help="Max gradient norm (0: no clipping).")
-@click.option("--loss", default="l1", type=click.Choice(["l1", "balanced"]), show_default=True,
-              help="balanced: each patch's L1 weighted by the inverse of its JPEG's error, so high qualities count.")
-@click.option("--consistency", type=click.FloatRange(0, 1, min_open=True),
-              help="Train through the consistency projection at this half-width α (e.g. 0.3; default: off).")
-@click.option("--init", default="default", type=click.Choice(["default", "gaussian"]), show_default=True)
-@click.option("--skip-global", is_flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
-@click.option("--train-only", type=click.Choice(sorted({stage for v in VARIANTS.values() for stage in v.stages})),
-              help="Train only one stage's parameters (global: the global branch and the layer joining it; "
-                   "the restoration branch stays frozen).")
+@settings_options
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
 @click.option("--double-share", type=float, help="Share of double-compressed patches.")
 @click.option("--high-share", type=float, help="Share of patches coded at QF 61..100 (default 0.3).")
 @click.option("--synthetic-share", type=float,
               help="Share of patches drawn as text, line art, shapes, gradients, screenshots (default 0.15).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", help="cpu, cuda, cuda:1, mps (default: the best available).")
-@click.option("--threads", type=int, help="Torch CPU threads.")
-@click.option("--precision", default="auto", type=click.Choice(["auto", "float32", "bfloat16"]), show_default=True,
-              help="auto: bfloat16 autocast on a GPU or a CPU with native bfloat16, else float32.")
-@click.option("--holdout", default=3, show_default=True)
-@click.option("--val-every", default=250, show_default=True)
-@click.option("--checkpoint-minutes", default=5.0, show_default=True)
-@click.option("--init-from", help="Warm start from shipped weights (a name or an exported folder).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--continue", "continue_from", type=click.Path(exists=True, file_okay=False),
               help="Go on with a lineage parked by `qgcn-train export` (e.g. training/continue/NAME): its weights, "
@@ -73,7 +60,7 @@ def main():
 @click.pass_context
 def train(ctx, resume, continue_from, paper, double_share, high_share, synthetic_share, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
-    from .train import TrainingStopped, TrainSettings
+    from .train import TrainingStopped
     from .train import train as run
 
     if continue_from:

@@ -46,51 +46,76 @@ BALANCE_FLOOR = 0.5 / 255
 TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
+def _setting(default=None, help: str = "", *, kind=None, choices=None, flag: bool = False, repeat: bool = False,
+             required: bool = False, cli: bool = True):
+    """A TrainSettings field and what its ``qgcn-train train --name`` option is (see
+    :func:`qgcn_training.cli.settings_options`): help, value type, choices (a tuple, or a function
+    giving them when the command is made), flag, repeatable, required; ``cli`` False: no option."""
+    meta = {"help": help, "kind": kind, "choices": choices, "flag": flag, "repeat": repeat, "required": required,
+            "cli": cli}
+    if repeat:
+        return field(default_factory=list, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _stages() -> tuple[str, ...]:
+    return tuple(sorted({stage for v in VARIANTS.values() for stage in v.stages}))
+
+
 @dataclass
 class TrainSettings:
-    data: list[str]
-    out: str
-    preset: str = "small"
-    variant: str = "qgcn"
-    gray: bool = False
-    steps: int | None = None
-    minutes: float | None = None
-    batch: int = 16
-    patch: int = 64
-    lr: float = 5e-4
-    schedule: str = "step"  # "step": × lr_gamma every lr_step steps; "cosine": lr to lr_final over the budget
-    lr_step: int = 20000
-    lr_gamma: float = 0.1
-    lr_final: float = 1e-5
-    # a cosine plan over this many steps of the whole lineage (runs on several machines and
-    # sessions): a continuation starts where the plan stood (``steps_before``), so the rate decays to
+    """Everything a run is made from; each field's metadata is its ``qgcn-train train`` option, so
+    names, defaults and help are written here once."""
+
+    data: list[str] = _setting(repeat=True, kind="folder",
+                               help="Training image folder (repeatable). The first one's last --holdout images validate.")
+    out: str = _setting("", required=True, kind="new-folder", help="Run folder: checkpoint.pt, log.csv.")
+    preset: str = _setting("small", help="Network size and body (napari_jpeg_restore.model.PRESETS).")
+    variant: str = _setting("qgcn", choices=lambda: tuple(VARIANTS), help="What the network takes (the registry).")
+    gray: bool = _setting(False, flag=True, help="Grayscale model (Y + 1 map).")
+    steps: int | None = _setting(None, kind=int, help="Stop after this many steps in all.")
+    minutes: float | None = _setting(None, kind=float, help="Stop after this much training time in all.")
+    batch: int = _setting(16, kind=int, help="Patches per step.")
+    patch: int = _setting(64, kind=int, help="Patch side: 64, then 256 to fine-tune.")
+    lr: float = _setting(5e-4, kind=float, help="Peak learning rate.")
+    schedule: str = _setting("step", choices=SCHEDULES,
+                             help="step: lr × --lr-gamma every --lr-step steps; cosine: lr to --lr-final over "
+                                  "--plan-steps, else --steps/--minutes.")
+    lr_step: int = _setting(20000, kind=int, help="Multiply lr by --lr-gamma every N steps.")
+    lr_gamma: float = _setting(0.1, kind=float, help="The step schedule's factor.")
+    lr_final: float = _setting(1e-5, kind=float, help="Where the cosine schedule ends.")
+    # a continuation starts where the lineage's plan stood (steps_before), so the rate decays to
     # lr_final once over the whole budget instead of restarting every round
-    plan_steps: int | None = None
-    steps_before: int = 0  # steps the lineage ran before this run (set by ``--continue``)
-    ema: float = 0.0  # decay of the exponential moving average of the weights (0: none)
-    init: str = "default"  # or "gaussian": N(0, 0.01) as in the paper
-    skip_global: bool = False  # QGCN only: train without the global branch (the 64×64 stage)
-    # "global": train only the global branch and the layer that joins its features (the
-    # restoration branch frozen: a cheap first 256×256 stage on top of a trained QCN)
-    train_only: str | None = None
-    clip_grad: float = 0.5  # max gradient norm: keeps high learning rates from blowing up
-    # "l1": L1 over the batch, which the low-quality patches dominate; "balanced": each patch's
-    # L1 weighted by the batch's mean JPEG error over its own, so every quality gets a share
-    loss: str = "l1"
-    # the consistency projection (napari_jpeg_restore.consistency) in the forward pass, at this
-    # half-width α, so the network learns what the file's constraint leaves; None: off (the paper)
-    consistency: float | None = None
-    seed: int = 0
-    device: str | None = None
-    threads: int | None = None
-    # "auto": bfloat16 autocast on a GPU and on a CPU with native bfloat16 (2× faster steps
-    # there), float32 elsewhere; master weights and the optimizer stay float32
-    precision: str = "auto"
-    holdout: int = 3
-    val_every: int = 250
-    checkpoint_minutes: float = 5.0
-    init_from: str | None = None
-    variety: dict = field(default_factory=lambda: asdict(JpegVariety()))
+    plan_steps: int | None = _setting(None, kind=int, help="Cosine: plan the rate over this many steps of the whole "
+                                                           "lineage (continued runs go on in it).")
+    steps_before: int = _setting(0, cli=False)  # steps the lineage ran before this run (set by --continue)
+    ema: float = _setting(0.0, kind=float,
+                          help="Decay of an exponential moving average of the weights (e.g. 0.999; 0: none).")
+    init: str = _setting("default", choices=("default", "gaussian"), help="gaussian: N(0, 0.01) as in the paper.")
+    skip_global: bool = _setting(False, flag=True, help="QGCN: leave the global branch out (the 64x64 stage).")
+    # a cheap first 256×256 stage on top of a trained QCN: the restoration branch frozen
+    train_only: str | None = _setting(None, choices=_stages,
+                                      help="Train only one stage's parameters (global: the global branch and the "
+                                           "layer joining it; the restoration branch stays frozen).")
+    clip_grad: float = _setting(0.5, kind=float, help="Max gradient norm (0: no clipping).")
+    # plain L1 is dominated by the low-quality patches of a batch
+    loss: str = _setting("l1", choices=LOSSES,
+                         help="balanced: each patch's L1 weighted by the inverse of its JPEG's error, so high "
+                              "qualities count.")
+    consistency: float | None = _setting(None, kind="alpha",
+                                         help="Train through the consistency projection at this half-width α (e.g. "
+                                              "0.5; default: off), so the network learns what the file leaves.")
+    seed: int = _setting(0, kind=int, help="Everything random is a function of (seed, step).")
+    device: str | None = _setting(None, help="cpu, cuda, cuda:1, mps (default: the best available).")
+    threads: int | None = _setting(None, kind=int, help="Torch CPU threads.")
+    # master weights and the optimizer stay float32
+    precision: str = _setting("auto", choices=TRAIN_PRECISIONS,
+                              help="auto: bfloat16 autocast on a GPU or a CPU with native bfloat16, else float32.")
+    holdout: int = _setting(3, kind=int, help="Images of the first --data folder kept to validate.")
+    val_every: int = _setting(250, kind=int, help="Validate every N steps.")
+    checkpoint_minutes: float = _setting(5.0, kind=float, help="Write checkpoint.pt this often.")
+    init_from: str | None = _setting(None, help="Warm start from shipped weights (a name or an exported folder).")
+    variety: dict = field(default_factory=lambda: asdict(JpegVariety()), metadata={"cli": False})
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:

@@ -132,6 +132,23 @@ def test_checkpoints_carry_their_format_and_old_ones_read_with_one_set_of_defaul
         load_checkpoint(tmp_path / "new.pt")
 
 
+def test_train_offers_every_setting_with_its_default():
+    """qgcn-train train's options are made from TrainSettings: one per field, same name and default."""
+    from dataclasses import MISSING, fields
+
+    from qgcn_training.train import TrainSettings
+
+    train = main.commands["train"]
+    params = {p.name: p for p in train.params}
+    settings = [f for f in fields(TrainSettings) if f.metadata.get("cli", True)]
+    for f in settings:
+        p = params[f.name]
+        if not (p.required or p.multiple):  # --out is required, --data repeats
+            assert p.default == f.default and f.default is not MISSING, f.name
+        assert p.help == f.metadata["help"], f.name
+    assert {"variety", "steps_before"}.isdisjoint(params) and len(settings) >= 30
+
+
 def test_ema_follows_its_configured_decay(pool_dir, tmp_path):
     """After the first step the average holds the weights; after each later one it is decay × the
     average + (1 - decay) × the new weights. A wrong decay (or 1 - decay) fails here."""
