@@ -40,3 +40,19 @@ def test_readme_images_resolve_on_the_package_page():
     for url in urls:
         assert url.startswith(raw), url
         assert (ROOT / url.removeprefix(raw)).is_file(), url
+
+
+def test_the_reader_manifest_takes_every_jpeg_suffix_and_the_version_is_written_once():
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import napari_jpeg_restore
+    from napari_jpeg_restore.jpeg import JPEG_SUFFIXES
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = (root / "napari.yaml").read_text()
+    patterns = set(re.findall(r'"(\*\.[A-Za-z]+)"', manifest))
+    assert patterns == {f"*{s}" for s in JPEG_SUFFIXES} | {f"*{s.upper()}" for s in JPEG_SUFFIXES}
+    assert "version =" not in (root / "pyproject.toml").read_text().split("[project]")[1].split("[")[0]
+    assert version("napari-jpeg-restore") == napari_jpeg_restore.__version__
