@@ -3,13 +3,18 @@ network, and one NumPy form for blind estimation, which must not need torch."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made, so that importing this stays light
+    from torch import Tensor
 
 # kornia centres chroma on 0.5; JPEG centres it on level 128 of 255.
 _CHROMA_SHIFT = 128 / 255 - 0.5
 
 
-def rgb_to_ycbcr(rgb):
+def rgb_to_ycbcr(rgb: "Tensor") -> "Tensor":
     """(…, 3, H, W) RGB in [0, 1] -> Y, Cb, Cr in [0, 1], chroma centred on 128/255 as in JPEG."""
     from kornia.color import rgb_to_ycbcr as _convert
 
@@ -17,7 +22,7 @@ def rgb_to_ycbcr(rgb):
     return ycc + ycc.new_tensor([0.0, _CHROMA_SHIFT, _CHROMA_SHIFT])[:, None, None]
 
 
-def ycbcr_to_rgb(ycc):
+def ycbcr_to_rgb(ycc: "Tensor") -> "Tensor":
     """Inverse of :func:`rgb_to_ycbcr`; the result is clipped to [0, 1]."""
     from kornia.color import ycbcr_to_rgb as _convert
 

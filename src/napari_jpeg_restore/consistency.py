@@ -23,10 +23,14 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .jpeg import JpegFacts
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made, so that importing this stays light
+    from torch import Tensor
 
 #: Interval half-width (in table steps) for models whose record names none: the exact set.
 DEFAULT_ALPHA = 0.5
@@ -142,8 +146,9 @@ def _edge_replicated(ycc, valid):
     return ycc[:, rows][:, :, cols]
 
 
-def project(ycc, facts: JpegFacts, alpha: float, *, coefficients: Coefficients | None = None, decoded=None,
-            origin: tuple[int, int] = (0, 0), valid: tuple[int, int, int, int] | None = None, rounds: int = ROUNDS):
+def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coefficients | None = None,
+            decoded: "Tensor | None" = None, origin: tuple[int, int] = (0, 0),
+            valid: tuple[int, int, int, int] | None = None, rounds: int = ROUNDS) -> "Tensor":
     """``ycc`` (C, H, W): a restored region (Y or Y/Cb/Cr in [0, 1], the network's space) whose
     top-left pixel sits at ``origin`` of the block-aligned image, on its MCU grid, and whose size
     is a whole number of MCUs. Returns it with every block's coefficients clamped to the

@@ -188,10 +188,10 @@ class RestorationNet(nn.Module):
         self.global_branch = GlobalBranch(cfg, cfg.image_channels + cfg.map_channels) if cfg.has_global else None
         self.merge = _conv(channels + cfg.global_features, channels) if cfg.has_global else nn.Identity()
 
-    def global_features(self, g):
+    def global_features(self, g: torch.Tensor) -> torch.Tensor | None:
         return None if self.global_branch is None else self.global_branch(g)
 
-    def join_global(self, f, features):
+    def join_global(self, f: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         """Features ``f`` with the global vector broadcast beside them and merged (no-op without a
         global branch); ``features`` None, as in the 64×64 training stage, joins zeros."""
         if self.global_branch is None:
@@ -201,10 +201,10 @@ class RestorationNet(nn.Module):
             features = f.new_zeros(b, self.config.global_features)
         return self.merge(torch.cat([f, features[:, :, None, None].expand(b, -1, h, w)], 1))
 
-    def restore(self, x, features=None):
+    def restore(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x, g=None):
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         return self.restore(x, None if g is None else self.global_features(g))
 
 
@@ -224,7 +224,7 @@ class QGCN(RestorationNet):
         self.group2 = ResidualGroup(c, cfg.blocks[1], cfg.res_scale)
         self.tail = nn.Sequential(_conv(c, 4 * c), nn.PixelShuffle(2), _conv(c, cfg.image_channels))
 
-    def restore(self, x, features=None):
+    def restore(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, image + map channels, H, W) with H, W even; returns (B, image channels, H, W)."""
         f = self.join_global(self.group1(self.head(x)), features)
         return x[:, : self.config.image_channels] + self.tail(self.group2(f))
@@ -300,7 +300,7 @@ class UNetQGCN(RestorationNet):
         else:
             self.fine = None
 
-    def restore(self, x, features=None):
+    def restore(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, image + map channels, H, W), H and W multiples of 2 ** levels."""
         f, skips = self.head(x), []
         for encode, down in zip(self.encoders, self.downs):
@@ -326,7 +326,7 @@ class ARCNN(RestorationNet):
             _conv(32, 16, 1), nn.ReLU(inplace=True), _conv(16, n, 5),
         )
 
-    def restore(self, x, features=None):
+    def restore(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         return x + self.body(x)
 
 

@@ -19,10 +19,12 @@ from .jpeg import JpegFacts
 from .maps import normalise_tables, quantization_maps
 
 if TYPE_CHECKING:  # the model module imports torch; building inputs needs only its config
+    from torch import Tensor
+
     from .model import ModelConfig
 
 
-def image_tensor(pixels: np.ndarray):
+def image_tensor(pixels: np.ndarray) -> "Tensor":
     """(H, W) or (H, W, 3) uint8 -> (1 or 3, H, W) float: Y, or Y/Cb/Cr, in [0, 1]."""
     import torch
 
@@ -30,7 +32,7 @@ def image_tensor(pixels: np.ndarray):
     return x[None] if x.ndim == 2 else rgb_to_ycbcr(x.permute(2, 0, 1))
 
 
-def to_pixels(x) -> np.ndarray:
+def to_pixels(x: "Tensor") -> np.ndarray:
     """Inverse of :func:`image_tensor` for one image: clip, round, uint8 (H, W) or (H, W, 3)."""
     import torch
 
@@ -39,7 +41,7 @@ def to_pixels(x) -> np.ndarray:
     return x.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).squeeze(2).cpu().numpy()
 
 
-def display_space(x):
+def display_space(x: "Tensor") -> "Tensor":
     """Network outputs or targets (B, Y or YCbCr, H, W) in the space the loss and the metrics use:
     RGB for colour, Y for grayscale, in [0, 1]."""
     return ycbcr_to_rgb(x) if x.shape[1] == 3 else x
@@ -60,7 +62,7 @@ class NetworkIO:
     def takes_global(self) -> bool:
         return self.config.has_global and self.global_on
 
-    def restoration_input(self, pixels: np.ndarray, facts: JpegFacts, top: int = 0, left: int = 0):
+    def restoration_input(self, pixels: np.ndarray, facts: JpegFacts, top: int = 0, left: int = 0) -> "Tensor":
         """Image channels of ``pixels`` and, if the network takes them, the quantization maps of
         the region at (top, left) of the block-aligned image."""
         import torch
@@ -70,7 +72,7 @@ class NetworkIO:
             return x
         return torch.cat([x, torch.from_numpy(quantization_maps(facts, x.shape[1], x.shape[2], top, left))])
 
-    def global_input(self, pixels: np.ndarray, facts: JpegFacts):
+    def global_input(self, pixels: np.ndarray, facts: JpegFacts) -> "Tensor | None":
         """The global branch's input, or None when it takes none: the whole image resized to
         ``global_size`` squared (antialiased bilinear), plus one constant plane per map holding
         its table's mean normalised step (the compression level without the aliasing a resized
