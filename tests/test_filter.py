@@ -117,8 +117,7 @@ def test_one_pixel_and_odd_images(random_weights):
 
 
 def test_unsupported_modes_and_files(tmp_path, photo, random_weights):
-    with pytest.raises(ValueError, match="mode P is not supported"):
-        restore(photo.convert("P"), model=random_weights["colour"])
+    # (palette images are restored as RGB, as jpeg-restore does: test_a_palette_image_is_restored_as_rgb)
     with pytest.raises(ValueError, match="mode I;16 is not supported"):
         restore(Image.new("I;16", (8, 8)), model=random_weights["colour"])
     path = tmp_path / "print.jpg"
@@ -138,3 +137,36 @@ def test_cancel_leaves_nothing(tmp_path, random_weights):
 def test_unknown_filter_option():
     with pytest.raises(TypeError, match="unexpected keyword argument .tiles."):
         QGCNRestore(tiles=3)
+
+
+def test_restore_takes_a_path_an_array_and_a_quality(tmp_path, random_weights):
+    """What a script author passes first: a path (its tables and coefficients kept), an array (with a
+    quality or tables, else blind), and clear one-line errors naming what is wrong."""
+    model = str(random_weights["colour"])
+    path = _file(tmp_path, data_image("LIVE1/bikes.png").crop((0, 0, 96, 64)), quality=30)
+    from_path = restore(str(path), model=model)
+    assert isinstance(from_path, Image.Image) and from_path.info["jpeg_restore"]["coefficients"] == "read from the file"
+    assert np.array_equal(np.asarray(from_path), np.asarray(restore(Image.open(path), model=model)))
+    assert np.array_equal(np.asarray(restore(path, model=model)), np.asarray(from_path))  # a Path too
+    pixels = np.asarray(Image.open(path))
+    typed = restore(pixels, model=model, quality=30)
+    assert isinstance(typed, np.ndarray) and typed.shape == pixels.shape and typed.dtype == np.uint8
+    given = restore(Image.fromarray(pixels), model=model, quantization=Image.open(path).quantization)
+    assert np.array_equal(typed, np.asarray(given))  # quality=30 is Pillow's tables at 30
+    with pytest.raises(TypeError, match="for a quality factor pass quality=50"):
+        restore(pixels, model=model, quantization=50)
+    with pytest.raises(ValueError, match="quality must be a whole number in 1..100, got 0"):
+        restore(pixels, model=model, quality=0)
+    with pytest.raises(TypeError, match="restore\\(\\) takes a path, a Pillow image or a NumPy array, not int"):
+        restore(7, model=model)
+    with pytest.raises(ValueError, match="uint8 arrays of shape"):
+        restore(pixels.astype(np.float32), model=model, quality=30)
+    with pytest.raises(FileNotFoundError, match="nope.jpg: no such file"):
+        restore(str(tmp_path / "nope.jpg"), model=model)
+
+
+def test_a_palette_image_is_restored_as_rgb(random_weights):
+    palette = jpeg(data_image("LIVE1/bikes.png").crop((0, 0, 96, 64)), quality=20).convert("P")
+    with pytest.warns(BlindModeWarning):
+        out = restore(palette, model=str(random_weights["colour"]))
+    assert out.mode == "RGB" and out.size == palette.size

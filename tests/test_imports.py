@@ -94,3 +94,9 @@ def test_the_core_has_no_circle_and_nothing_imports_upward():
     upward = [(m, dep) for m in modules for dep in _imports_of(package / f"{m}.py")
               if dep in layer_of and layer_of[dep] >= layer_of[m] and m != "__init__"]
     assert not upward, upward
+
+
+def test_dir_of_the_package_lists_the_public_names_it_imports_on_use():
+    import napari_jpeg_restore
+
+    assert {"restore", "QGCNRestore", "RestoreOptions", "sample_jpeg"} <= set(dir(napari_jpeg_restore))

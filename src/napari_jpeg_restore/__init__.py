@@ -24,3 +24,8 @@ def __getattr__(name):
     if name in _PUBLIC:
         return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    # the public names are imported on first use, so list them for dir() and tab completion
+    return sorted({*globals(), *_PUBLIC})

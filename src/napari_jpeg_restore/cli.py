@@ -86,9 +86,7 @@ def open_image(path: Path) -> Image.Image:
 
 
 def prepare(im: Image.Image, path: Path) -> Image.Image:
-    """Modes restore() takes; palette images become RGB(A), 16-bit/float ones are refused."""
-    if im.mode == "P":
-        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    """16-bit and float images are refused (never JPEG-coded); restore() takes the rest."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         raise FileFailed(f"{path}: {im.mode} image ({'16-bit' if '16' in im.mode else '32-bit'}): never JPEG-coded, "
                          "nothing to restore")
@@ -130,7 +128,7 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # blind mode is expected for non-JPEG inputs
-            out = restore(im, options=options if im.mode in ("RGB", "RGBA") else gray_options)
+            out = restore(im, options=gray_options if im.mode in ("L", "LA") else options)
     except (ValueError, RestoreCancelled) as exc:  # JpegError, WeightsError, bad modes
         raise FileFailed(str(exc) if str(src) in str(exc) else f"{src}: {exc}") from None
     if "exif" in im.info:
