@@ -396,6 +396,8 @@ class Trainer:
                "val_ema_psnr": f"{val_ema:.3f}"}
         with open(self.log_path, "a", newline="") as f:
             csv.DictWriter(f, LOG_COLUMNS).writerow(row)  # a key missing from the list fails here
+        ema = f", moving average {val_ema:.3f}" if self.ema else ""
+        tqdm.write(f"step {self.step}: validation {val:.3f} dB{ema} (JPEG {base:.3f})")
         return val
 
     def state(self, ranks_identical=None) -> dict:

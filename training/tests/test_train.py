@@ -469,9 +469,12 @@ def test_training_through_the_consistency_projection(pool_dir, tmp_path):
 def test_log_and_record_carry_process_cpu_time(pool_dir, tmp_path):
     import csv
 
-    _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "4", "--val-every", "2"])
+    result = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "4",
+                                       "--val-every", "2"], catch_exceptions=False)
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert [r["step"] for r in rows] == ["2", "4"]
+    # each validation is shown as it is measured, not only logged
+    assert f"step 4: validation {float(rows[1]['val_psnr']):.3f} dB (JPEG" in result.output
     assert 0 <= float(rows[0]["cpu_s"]) < float(rows[1]["cpu_s"])  # the second includes a validation
     assert _weights(tmp_path)["cpu_seconds"] > 0
 
