@@ -263,3 +263,23 @@ def test_strength_option_reaches_the_network(tmp_path, random_weights):
         assert run([str(tmp_path / "a.jpg"), "-o", str(tmp_path / s), "--strength", s], random_weights).exit_code == 0
     one, two = (np.asarray(Image.open(tmp_path / s / "a.png")) for s in ("1.0", "2.0"))
     assert not np.array_equal(one, two)
+
+
+def test_save_restored_writes_what_jpeg_restore_writes(tmp_path, random_weights):
+    """The API's save: upright (orientation 6 turned), lossless by suffix, EXIF and dpi kept, and the
+    same bytes jpeg-restore writes for the same file."""
+    from napari_jpeg_restore import restore, save_restored
+
+    img = data_image("LIVE1/parrots.png").crop((0, 0, 96, 64))
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "a camera"
+    img.save(tmp_path / "phone.jpg", quality=30, exif=exif, dpi=(300, 150))
+    out = save_restored(restore(Image.open(tmp_path / "phone.jpg"), model=str(random_weights["colour"])),
+                        tmp_path / "api.png")
+    with Image.open(out) as im:
+        assert im.size == (64, 96) and im.getexif().get(0x0112, 1) == 1 and im.getexif()[0x010F] == "a camera"
+        assert tuple(round(d) for d in im.info["dpi"]) == (150, 300)
+    run([str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "cli")], random_weights)
+    assert digest(out) == digest(tmp_path / "cli" / "phone.png")
+    with pytest.raises(ValueError, match="api.jpg: restored images are written losslessly as .png"):
+        save_restored(Image.open(out), tmp_path / "api.jpg")

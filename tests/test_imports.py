@@ -59,7 +59,7 @@ LAYERS = [
     {"weights", "network_io"},
     {"options"},
     {"engine", "table_sources"},
-    {"image_restore", "layer_data", "sample_image", "_reader"},  # the reader's layer is the sample's too
+    {"image_restore", "layer_data", "sample_image", "saving", "_reader"},  # the reader's layer is the sample's too
     {"filter", "cli", "_sample_data", "_widget", "__init__"},
 ]
 

@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "BlindModeWarning": "table_sources", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter", "RestoreCancelled": "engine",
     "RestoreOptions": "options", "WeightsError": "weights", "restore": "image_restore", "sample_jpeg": "sample_image",
+    "save_restored": "saving",
     "shipped_models": "weights",
 }
 __all__ = sorted(_PUBLIC)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .jpeg import JPEG_SUFFIXES, JpegError, exif_orientation, facts_from_image, facts_to_dict
+from .jpeg import JPEG_SUFFIXES, JpegError, exif_orientation, facts_from_image, facts_to_dict, to_upright
 
 
 def napari_get_reader(path):
@@ -21,15 +21,14 @@ def napari_get_reader(path):
 
 def jpeg_layer(im: Image.Image, name: str, source: str) -> tuple:
     """(data, kwargs, "image"): the upright pixels, with the file's facts and orientation."""
-    metadata = {"orientation": exif_orientation(im), "path": source}
+    orientation = exif_orientation(im)
+    metadata: dict = {"orientation": orientation, "path": source}
     try:
         metadata["jpeg"] = facts_to_dict(facts_from_image(im))
-    except JpegError as exc:  # e.g. CMYK: shown, restored blind if at all
-        metadata["jpeg_error"] = str(exc)
-    upright = ImageOps.exif_transpose(im)
-    if upright.mode not in ("L", "RGB"):
-        upright = upright.convert("RGB")
-    data = np.asarray(upright)
+    except JpegError:  # e.g. CMYK: shown; restoring it names the problem then
+        pass
+    stored = im if im.mode in ("L", "RGB") else im.convert("RGB")
+    data = to_upright(np.asarray(stored), orientation)  # the product's one orientation rule
     return data, {"name": name, "rgb": data.ndim == 3, "metadata": metadata}, "image"
 
 

@@ -13,24 +13,16 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .atomic import write_atomically
 from .engine import RestoreCancelled
 from .image_restore import restore
-from .jpeg import JPEG_SUFFIXES, exif_orientation
+from .jpeg import JPEG_SUFFIXES
 from .options import RestoreOptions, click_options
+from .saving import FORMATS, save_output, upright
 from .table_sources import NEVER_JPEG
 
 INPUT_SUFFIXES = {*JPEG_SUFFIXES, ".png", ".tif", ".tiff", ".webp", ".bmp"}
-FORMATS: dict[str, tuple[str, dict]] = {  # format -> (suffix, Pillow save options): all lossless
-    "png": (".png", {"format": "PNG"}),
-    "tiff": (".tiff", {"format": "TIFF", "compression": "tiff_adobe_deflate"}),
-    "webp": (".webp", {"format": "WEBP", "lossless": True, "quality": 100}),
-}
-#: Formats with no resolution field of their own: the dpi goes into the EXIF resolution tags.
-DPI_IN_EXIF = ("webp",)
-X_RESOLUTION, Y_RESOLUTION, RESOLUTION_UNIT, INCHES = 0x011A, 0x011B, 0x0128, 2
 
 
 class FileFailed(Exception):
@@ -91,33 +83,6 @@ def prepare(im: Image.Image, path: Path) -> Image.Image:
         raise FileFailed(f"{path}: {im.mode} image ({'16-bit' if '16' in im.mode else '32-bit'}): never JPEG-coded, "
                          "nothing to restore")
     return im
-
-
-def save_output(image: Image.Image, dst: Path, fmt: str) -> None:
-    """Write ``image`` losslessly as ``fmt`` at ``dst``, atomically, with the info ``restore()``
-    keeps (ICC profile, EXIF, dpi)."""
-    _, options = FORMATS[fmt]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    save = dict(options)
-    if image.info.get("icc_profile"):
-        save["icc_profile"] = image.info["icc_profile"]
-    exif = image.getexif()
-    if "dpi" in image.info:
-        save["dpi"] = image.info["dpi"]
-        if fmt in DPI_IN_EXIF:
-            exif[X_RESOLUTION], exif[Y_RESOLUTION] = (float(d) for d in image.info["dpi"])
-            exif[RESOLUTION_UNIT] = INCHES
-    if exif:
-        save["exif"] = exif
-    write_atomically(dst, lambda tmp: image.save(tmp, **save))
-
-
-def upright(image: Image.Image) -> Image.Image:
-    """``image`` turned as its EXIF orientation says, the tag dropped and the dpi turned with it."""
-    turned = ImageOps.exif_transpose(image)
-    if exif_orientation(image) >= 5 and "dpi" in turned.info:  # 5..8 swap width and height
-        turned.info["dpi"] = tuple(reversed(turned.info["dpi"]))
-    return turned
 
 
 def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_options: RestoreOptions) -> str:
