@@ -75,7 +75,7 @@ class Engine:
 
     ``options.tile``: the side of the window fed to the network (0 = the whole image at once);
     ``options.overlap``: context added on each side of a tile's kept core, so tile seams vanish.
-    Both are rounded down to multiples of :data:`GRID`.
+    Both lie on the :data:`GRID` (the options refuse values off it).
     """
 
     def __init__(self, model, options: RestoreOptions = DEFAULTS):
@@ -86,8 +86,7 @@ class Engine:
         record = getattr(model, "record", None) or {}
         #: the consistency interval's half-width this engine projects with (None: off)
         self.alpha = options.alpha(record.get("consistency", {}).get("alpha", DEFAULT_ALPHA))
-        self.tile = options.tile // GRID * GRID
-        self.overlap = options.overlap // GRID * GRID
+        self.tile, self.overlap = options.tile, options.overlap  # on the GRID (RestoreOptions' rule)
 
     @classmethod
     def for_kind(cls, options: RestoreOptions, colour: bool) -> "Engine":

@@ -32,8 +32,11 @@ class RestoreOptions:
         "Model: 'default' (the shipped one for the image's kind), a shipped name or a folder made by "
         "`qgcn-train export`."))
     device: str | None = field(default=None, metadata=_help("cpu, cuda, cuda:N or mps (default: best available)."))
-    tile: int = field(default=512, metadata=_help("Window side in pixels (0: the whole image at once).", int))
-    overlap: int = field(default=32, metadata=_help("Context pixels added on each side of a tile.", int))
+    tile: int = field(default=512, metadata=_help(
+        f"Window side in pixels: 0 (the whole image at once) or a multiple of {GRID} larger than twice the overlap.",
+        int))
+    overlap: int = field(default=32, metadata=_help(f"Context pixels added on each side of a tile, a multiple of {GRID}.",
+                                                    int))
     threads: int | None = field(default=None, metadata=_help("CPU threads for torch (default: torch's).", int))
     precision: str = field(default="auto", metadata=_help(
         "auto: bfloat16 autocast on CPUs with native bfloat16 (AVX512-BF16 or AMX; about twice as fast, PSNR "
@@ -53,12 +56,14 @@ class RestoreOptions:
             object.__setattr__(self, "model", None)
         if self.device in ("", "auto"):
             object.__setattr__(self, "device", None)
-        if self.tile < 0 or self.overlap < 0:
-            raise OptionError(f"tile ({self.tile}) and overlap ({self.overlap}) must not be negative")
-        tile, overlap = self.tile // GRID * GRID, self.overlap // GRID * GRID
-        if tile and tile <= 2 * overlap:
-            raise OptionError(f"tile ({self.tile}) must be 0 or larger than twice the overlap ({self.overlap}) "
-                              f"on a {GRID}-pixel grid")
+        for name in ("tile", "overlap"):  # one rule, for every face: a value off the grid is refused
+            value = getattr(self, name)
+            if value < 0 or value % GRID:
+                below = max(value // GRID * GRID, 0)
+                raise OptionError(f"{name} must be 0 or a multiple of {GRID} pixels, got {value} "
+                                  f"(try {below} or {below + GRID})")
+        if self.tile and self.tile <= 2 * self.overlap:
+            raise OptionError(f"tile ({self.tile}) must be 0 or larger than twice the overlap ({self.overlap})")
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"threads must be at least 1, got {self.threads}")
         if self.precision not in PRECISIONS:
