@@ -48,6 +48,8 @@ def test_folders_recursive_outputs_and_untouched_inputs(tmp_path, random_weights
     assert result.exit_code == 0, result.output
     assert "3 restored, 0 skipped, 0 failed" in result.output
     assert "tables: 3 the file's tables" in result.output  # where each file's tables came from
+    # not on a terminal (a log): one line per file as it ends
+    assert f"[1/3] {src / 'a.jpg'}: restored with the file's tables -> {tmp_path / 'out' / 'a.png'}" in result.output
     for rel, mode in [("a.png", "RGB"), ("b.png", "L"), ("sub/c.png", "RGB")]:
         with Image.open(tmp_path / "out" / rel) as im:
             assert im.size == PHOTO.size and im.mode == mode
@@ -120,7 +122,8 @@ def test_shards_together_make_exactly_one_run(tmp_path, random_weights):
     for k in (1, 2, 3):
         result = run([str(src), "-o", str(shards), "-r", "--shard", f"{k}/3"], random_weights)
         assert result.exit_code == 0, result.output
-        counts.append(int(result.output.split(" restored")[0].split()[-1]))
+        summary = next(line for line in result.output.splitlines() if line.split(" ")[0].isdigit())
+        counts.append(int(summary.split(" restored")[0]))
     assert sorted(counts) == [2, 2, 3]  # disjoint: 7 files, each restored once
     files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
     assert files == sorted(p.relative_to(shards) for p in shards.rglob("*.png")) and len(files) == 7

@@ -8,6 +8,7 @@ half-written output, and ``--skip-existing`` continues where it stopped.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -131,7 +132,9 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
     if shard:
         jobs = shard_of(jobs, *shard)
     failures, done, unchanged, skipped, origins = [], 0, 0, 0, Counter()
-    for src, rel in tqdm(jobs, desc="jpeg-restore", unit="file", disable=None):
+    # on a terminal a progress bar; piped to a log, one line per file as it ends
+    log = None if sys.stderr.isatty() else (lambda k, src, what: click.echo(f"[{k}/{len(jobs)}] {src}: {what}", err=True))
+    for k, (src, rel) in enumerate(tqdm(jobs, desc="jpeg-restore", unit="file", disable=None), 1):
         dst = outdir / rel.with_suffix(FORMATS[fmt][0])
         try:
             if dst.resolve() in sources:
@@ -139,16 +142,20 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
             if dst.exists() and not overwrite:
                 if skip_existing:
                     skipped += 1
+                    log and log(k, src, "skipped, its output exists")
                     continue
                 raise FileFailed(f"{src}: {dst} exists (use --overwrite or --skip-existing)")
             origin = restore_file(src, dst, fmt, options, gray_options)
             if origin == NEVER_JPEG:
                 unchanged += 1
+                log and log(k, src, f"unchanged (never JPEG) -> {dst}")
             else:
                 origins[origin] += 1
                 done += 1
+                log and log(k, src, f"restored with {origin} -> {dst}")
         except FileFailed as exc:
             failures.append(str(exc))
+            log and log(k, src, "not restored (see the end)")
     never = f", {unchanged} unchanged (never JPEG)" if unchanged else ""
     click.echo(f"{done} restored{never}, {skipped} skipped, {len(failures)} failed (of {len(jobs)})", err=True)
     if origins:  # which tables each restored file was restored with
