@@ -286,3 +286,11 @@ def test_save_restored_writes_what_jpeg_restore_writes(tmp_path, random_weights)
     assert digest(out) == digest(tmp_path / "cli" / "phone.png")
     with pytest.raises(ValueError, match="api.jpg: restored images are written losslessly as .png"):
         save_restored(Image.open(out), tmp_path / "api.jpg")
+
+
+def test_two_inputs_for_one_output_is_a_usage_error_before_any_work(tmp_path, random_weights):
+    PHOTO.save(tmp_path / "x.jpg", quality=30)
+    PHOTO.save(tmp_path / "x.jpeg", quality=50)
+    result = run([str(tmp_path), "-o", str(tmp_path / "out")], random_weights)
+    assert result.exit_code == 2 and f"{tmp_path / 'x.jpeg'} and {tmp_path / 'x.jpg'} would both be written to" in result.output
+    assert not (tmp_path / "out").exists()

@@ -44,6 +44,17 @@ def find_inputs(paths, recursive: bool) -> list[tuple[Path, Path]]:
     return found
 
 
+def first_collision(jobs: list[tuple[Path, Path]]):
+    """The first two inputs that map to one output path (x.jpg and x.jpeg in one folder), or None."""
+    seen: dict[str, tuple[Path, Path]] = {}
+    for job in jobs:
+        key = job[1].as_posix()
+        if key in seen:
+            return seen[key], job
+        seen[key] = job
+    return None
+
+
 def shard_of(jobs: list[tuple[Path, Path]], k: int, n: int) -> list[tuple[Path, Path]]:
     """Shard ``k`` of ``n`` (1-based): every n-th job in the order of output paths, so shards are
     disjoint, together cover every job, and agree on any machine that sees the same files."""
@@ -128,6 +139,11 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     jobs = find_inputs(inputs, recursive)
+    collision = first_collision(jobs)
+    if collision:  # before any work: one of them would silently replace the other's output
+        a, b = collision
+        raise click.UsageError(f"{a[0]} and {b[0]} would both be written to {outdir / a[1].with_suffix(FORMATS[fmt][0])}; "
+                               "restore them into different folders")
     sources = {src.resolve() for src, _ in jobs if src.exists()}  # all inputs, not only this shard's
     if shard:
         jobs = shard_of(jobs, *shard)
