@@ -85,6 +85,8 @@ def train(ctx, resume, continue_from, paper, double_share, high_share, synthetic
         click.echo(run(settings, resume=resume))
     except TrainingStopped as exc:
         raise click.ClickException(str(exc)) from None
+    except FileNotFoundError as exc:  # a --data folder without images
+        raise click.BadParameter(str(exc), param_hint="--data") from None
 
 
 def _continued(ctx, folder: str, opts: dict) -> dict:
@@ -107,8 +109,16 @@ def _continued(ctx, folder: str, opts: dict) -> dict:
     return merged
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
+def _qualities(ctx, param, text: str) -> list[int]:
+    """A comma-separated list of JPEG qualities 1..100, or a usage error naming the option."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of qualities, e.g. 10,30,50") from None
+    bad = [v for v in values if not 1 <= v <= 100]
+    if bad or not values:
+        raise click.BadParameter(f"qualities are 1..100, got {text!r}")
+    return values
 
 
 @main.command()
@@ -117,12 +127,15 @@ def _ints(text: str) -> list[int]:
 @click.option("--gray-model", help="Model for the gray sets when --model is a colour one.")
 @click.option("--sets", default="live1,live1-gray,bsds500,bsds500-gray", show_default=True,
               help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5, synthetic, synthetic-gray.")
-@click.option("--qf", default="10,20,30,40,50", show_default=True)
+@click.option("--qf", default="10,20,30,40,50", show_default=True, callback=_qualities,
+              help="JPEG qualities to code each image at, comma-separated.")
 @click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False))
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write every row, the options and the inputs' hashes as JSON (for `export --evaluation`).")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the printed tables to this file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG: PSNR gain vs QF on LIVE1.")
-@click.option("--plot-qf", default="5,10,20,30,40,50,60,70,80,90,95", show_default=True)
+@click.option("--plot-qf", default="5,10,20,30,40,50,60,70,80,90,95", show_default=True, callback=_qualities,
+              help="Qualities of the --plot curve.")
 @click.option("--crops", "crops_dir", type=click.Path(file_okay=False), help="Side-by-side crops at QF 10.")
 @click_options(skip=("model",))
 def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_path, plot_qf, crops_dir,
@@ -138,10 +151,13 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
         options = RestoreOptions(**restore_options).checked()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    root, qualities, rows, hashes, engines = Path(data_root), _ints(qf), [], {}, {}
+    root, qualities, rows, hashes, engines = Path(data_root), qf, [], {}, {}
     for colour in (True, False):
         spec = gray_model if (not colour and gray_model) else model
-        net = ev.load_any(spec, colour)
+        try:
+            net = ev.load_any(spec, colour)
+        except (ValueError, OSError) as exc:  # WeightsError, a checkpoint torch cannot read
+            raise click.BadParameter(str(exc), param_hint="--gray-model" if spec is gray_model else "--model") from None
         if net is not None:
             engines[colour] = Engine(net, options)
     names = [n for n in sets.split(",") if n]
@@ -153,7 +169,11 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
         if colour not in engines:
             click.echo(f"{name}: skipped, no {'colour' if colour else 'gray'} model given", err=True)
             continue
-        images = ev.set_images(root, name)
+        try:
+            images = ev.set_images(root, name)
+        except FileNotFoundError as exc:
+            raise click.BadParameter(f"{exc} (--data-root or $QGCN_DATA says where the sets are)",
+                                     param_hint="--data-root") from None
         hashes[name] = ev.inputs_hash(images)
         with tqdm(total=len(images) * len(qualities), desc=name, leave=False) as bar:
             rows += ev.evaluate_set(engines[colour], images, qualities, name, bar.update)
@@ -167,7 +187,7 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
         for label, colour in (("LIVE1 colour", True), ("LIVE1 gray", False)):
             if colour in engines:
                 gray = [(n, np.asarray(Image.fromarray(p).convert("L"))) for n, p in images] if not colour else images
-                got = ev.evaluate_set(engines[colour], gray, _ints(plot_qf), label)
+                got = ev.evaluate_set(engines[colour], gray, plot_qf, label)
                 curves[label] = [(r.qf, r.ours[0] - r.jpeg[0]) for r in got]
         ev.plot(curves, Path(plot_path))
     if crops_dir:

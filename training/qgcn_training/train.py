@@ -23,7 +23,7 @@ from tqdm import tqdm
 from napari_jpeg_restore.consistency import coefficients_from_bytes, project
 from napari_jpeg_restore.device import memory_format, pick_device, run_precision
 from napari_jpeg_restore.jpeg import facts_from_image, open_jpeg_bytes
-from napari_jpeg_restore.model import VARIANTS, build_model, preset
+from napari_jpeg_restore.model import PRESETS, VARIANTS, build_model, preset
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
 from napari_jpeg_restore.weights import load_model
 
@@ -70,7 +70,7 @@ class TrainSettings:
     data: list[str] = _setting(repeat=True, kind="folder",
                                help="Training image folder (repeatable). The first one's last --holdout images validate.")
     out: str = _setting("", required=True, kind="new-folder", help="Run folder: checkpoint.pt, log.csv.")
-    preset: str = _setting("small", help="Network size and body (napari_jpeg_restore.model.PRESETS).")
+    preset: str = _setting("small", choices=lambda: tuple(PRESETS), help="Network size and body.")
     variant: str = _setting("qgcn", choices=lambda: tuple(VARIANTS), help="What the network takes (the registry).")
     gray: bool = _setting(False, flag=True, help="Grayscale model (Y + 1 map).")
     steps: int | None = _setting(None, kind=int, help="Stop after this many steps in all.")
@@ -253,8 +253,7 @@ class Trainer:
 
     def __init__(self, s: TrainSettings):
         self.s = s
-        self.out = Path(s.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = Path(s.out)  # made once the data is known to train on: a failed start leaves none
         self.checkpoint_path, self.log_path = self.out / "checkpoint.pt", self.out / "log.csv"
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.device = pick_device(s.device)
@@ -348,6 +347,7 @@ class Trainer:
     def prepare_data(self, resumed: bool) -> None:
         s = self.s
         held, pool = split_pool(s)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.sampler = PatchSampler(pool, self.io, patch=s.patch, variety=JpegVariety(**s.variety), seed=s.seed,
                                     with_coefficients=s.consistency is not None)
         self.validator = Validator([p for p, _ in held], self.io, s.consistency) if held and self.rank == 0 else None

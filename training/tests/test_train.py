@@ -538,3 +538,24 @@ def test_too_few_images_for_the_holdout_is_a_clear_error(pool_dir, tmp_path):
     assert result.exit_code == 1
     assert f"{pool_dir}: 5 usable images" in result.output and "--holdout 5" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "--qf", "abc"], "'abc' is not a comma-separated list of qualities"),
+    (["evaluate", "--qf", "0"], "qualities are 1..100, got '0'"),
+    (["evaluate", "--qf", "10,101"], "qualities are 1..100, got '10,101'"),
+    (["evaluate", "--model", "no-such-model"], "no-such-model: not a shipped model"),
+    (["evaluate", "--sets", "live1", "--data-root", "/no/data"], "(--data-root or $QGCN_DATA says where the sets are)"),
+    (["train", "--out", "OUT", "--preset", "huge"], "'huge' is not one of"),
+])
+def test_qgcn_train_bad_inputs_are_one_usage_error(tmp_path, args, message):
+    result = CliRunner().invoke(main, [a.replace("OUT", str(tmp_path / "run")) for a in args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_data_folder_without_images_is_a_usage_error_and_leaves_no_run_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"),
+                                       "--steps", "1", "--holdout", "0"])
+    assert result.exit_code == 2 and "no training images found" in result.output, result.output
+    assert not (tmp_path / "run").exists()
