@@ -58,8 +58,24 @@ def test_our_reader_then_widget_equals_restore(make_napari_viewer, qtbot, jpg, r
     assert layer.metadata["jpeg"]["table_ids"] == [0, 1, 1]
     layer.scale, layer.translate = (2.0, 3.0), (5.0, 7.0)
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    w._tile.value = 128  # several tiles: progress to show
+    bar, status = [], []
+    w._progress.changed.connect(bar.append)
+    shown = w._on_progress
+
+    def progress_then_status(value):
+        shown(value)
+        status.append(w._status.value)
+
+    w._on_progress = progress_then_status
     _run(w, qtbot)
     assert not errors
+    # the widget itself showed tiles done of all and the time left, then hid its bar
+    assert bar and bar[-1] == w._progress.max > 1 and not w._progress.visible
+    assert any(f"of {w._progress.max} tiles, about" in s and "s left" in s for s in status), status
+    viewer.layers.remove("parrots restored")
+    w._tile.value = 512
+    _run(w, qtbot)  # the comparison below is with the default tile
     result = viewer.layers["parrots restored"]
     expected = np.asarray(restore(Image.open(jpg), model=random_weights["colour"]))
     assert np.array_equal(result.data, expected)

@@ -3,8 +3,10 @@ run in a napari thread worker with a progress bar and a Stop button."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, create_widget
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, SpinBox, create_widget
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -41,16 +43,18 @@ class RestoreWidget(Container):
         self._run = PushButton(text="Run")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
+        # tiles done of all, in the widget itself (napari's activity panel is collapsed by default)
+        self._progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._overlap,
                      self._threads, self._precision, self._strength, self._consistency, self._preview, self._run, self._stop,
-                     self._status])
+                     self._progress, self._status])
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
         self._preview.clicked.connect(self.preview)
         self._run.clicked.connect(self.run)
         self._stop.clicked.connect(self.stop)
         self.worker = None
         self._bar = None
-        self._tables_used = ""
+        self._tables_used, self._what, self._started = "", "", 0.0
 
     def run(self):
         """Restore the whole layer into a new layer (replacing any preview)."""
@@ -97,6 +101,8 @@ class RestoreWidget(Container):
         self.worker = create_worker(restore_layer_data, data, **where, options=options, region=region,
                                     _ignore_errors=True)  # errors become notifications (errored, below)
         self._bar = progress(total=0, desc=what)
+        self._progress.value, self._progress.max, self._progress.visible = 0, 1, True
+        self._started, self._what = time.monotonic(), what
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(on_result)
         self.worker.errored.connect(lambda exc: show_error(f"Remove JPEG artifacts: {exc}"))
@@ -119,8 +125,15 @@ class RestoreWidget(Container):
 
     def _on_progress(self, value):
         done, total = value
+        if self.worker is None or done >= total:  # the end is _on_finished's (it may come first)
+            return
         self._bar.total = total
         self._bar.update(done - self._bar.n)
+        self._progress.max, self._progress.value = total, done
+        left = ""
+        if 0 < done < total:  # the tiles so far say how long the rest takes
+            left = f", about {(time.monotonic() - self._started) * (total - done) / done:.0f} s left"
+        self._status.value = f"{self._what}: {done} of {total} tiles{left} (tables: {self._tables_used})"
 
     def _add_result(self, layer, data):
         preview = f"{layer.name} preview"
@@ -145,6 +158,8 @@ class RestoreWidget(Container):
     def _on_finished(self):
         if self._bar is not None:
             self._bar.close()
+        self._progress.value = self._progress.max  # done (or stopped: the bar goes either way)
+        self._progress.visible = False
         self._run.enabled, self._preview.enabled, self._stop.enabled = True, True, False
         self._status.value = f"tables: {self._tables_used}"
         self.worker = None
