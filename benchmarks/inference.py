@@ -47,10 +47,12 @@ def peak_rss_mib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
 
-def measure_memory(preset: str, path: str, threads: int, precision: str, tile: int) -> None:
-    """Run in a fresh child process: decode and restore one JPEG file, print peak RSS in MiB."""
+def measure_memory(preset: str, path: str, threads: int, precision: str, tile: int, consistency: str) -> None:
+    """Run in a fresh child process: decode and restore one JPEG file (its coefficients read from it
+    when the projection is on), print peak RSS in MiB."""
     import torch
 
+    from napari_jpeg_restore.consistency import read_coefficients
     from napari_jpeg_restore.engine import Engine
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.model import build_model
@@ -61,9 +63,12 @@ def measure_memory(preset: str, path: str, threads: int, precision: str, tile: i
     im = Image.open(path)
     pixels, facts = np.asarray(im), facts_from_image(im)
     t = time.perf_counter()
-    Engine(build_model(make(preset)), RestoreOptions(threads=threads, precision=precision, tile=tile)).run(pixels, facts)
+    engine = Engine(build_model(make(preset)), RestoreOptions(threads=threads, precision=precision, tile=tile,
+                                                              consistency=consistency))
+    engine.run(pixels, facts, coefficients=read_coefficients(path, facts) if engine.alpha is not None else None)
     peak = peak_rss_mib()
-    print(f"{preset}, {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP), tile {tile}: peak RSS "
+    print(f"{preset}, {im.width}x{im.height} ({im.width * im.height / 1e6:.1f} MP), tile {tile}, consistency "
+          f"{consistency}: peak RSS "
           f"{peak:.0f} MiB (after imports, before decoding: {base:.0f} MiB), {time.perf_counter() - t:.0f} s, {precision}, "
           f"torch {torch.__version__}")
 
@@ -81,7 +86,8 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return measure_memory(args.memory_preset, args.child, args.threads, args.precision, args.memory_tile)
+        return measure_memory(args.memory_preset, args.child, args.threads, args.precision, args.memory_tile,
+                              args.consistency)
 
     import io
 
@@ -126,9 +132,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "big.jpg"
             path.write_bytes(photo(args.memory_mp))
-            subprocess.run([sys.executable, __file__, "--child", str(path), "--memory-preset", args.memory_preset,
-                            "--threads", str(args.threads), "--precision", args.precision,
-                            "--memory-tile", str(args.memory_tile)], check=True)
+            for c in settings:  # one fresh process per setting: each peak is its own
+                subprocess.run([sys.executable, __file__, "--child", str(path), "--memory-preset", args.memory_preset,
+                                "--threads", str(args.threads), "--precision", args.precision,
+                                "--memory-tile", str(args.memory_tile), "--consistency", c], check=True)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def _read(path: str, facts: JpegFacts) -> Coefficients | None:
     # the coefficients belong to these facts only if every component was quantized by its table
     if any(not np.array_equal(tables[t], f) for t, f in zip(table_no, facts.tables)):
         return None
-    return Coefficients(tuple(np.asarray(p, dtype=np.int32) for p in planes), facts.source)
+    return Coefficients(tuple(np.asarray(p) for p in planes), facts.source)  # int16 as coded: 2 bytes a coefficient
 
 
 def read_coefficients(path, facts: JpegFacts) -> Coefficients | None:
