@@ -176,3 +176,19 @@ def test_preview_restores_the_view_as_run_would_and_run_replaces_it(make_napari_
     _run(w, qtbot)
     assert [lay.name for lay in viewer.layers] == ["bikes", "bikes restored"]
     assert np.array_equal(viewer.layers["bikes restored"].data, whole)
+
+
+def test_the_readme_screenshot_script_runs(tmp_path):
+    """docs/screenshot.py renders the README's widget picture (under the virtual X server the tests run in)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "widget.png"
+    done = subprocess.run([sys.executable, "docs/screenshot.py", "--out", str(out)], cwd=root, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with Image.open(out) as im:
+        assert im.width > 800 and im.height > 500
