@@ -193,9 +193,12 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
         # a block the file does not have (NaN) stays as restored
         low, high = (torch.nan_to_num(k * q + s * half, nan=s * torch.inf) for s in (-1, 1))
         bounds.append((fy, fx, low, high))
-    out = ycc
-    for _ in range(max(rounds, 1)):
-        levels = _edge_replicated(_in_pixel_range(out), valid) * 255 - 128
+    out, whole_blocks = ycc, valid == (0, h, 0, w)
+    for round_ in range(max(rounds, 1)):
+        in_range = _in_pixel_range(out)
+        if round_ and whole_blocks and (in_range - out).abs().max() < 1e-6:
+            break  # nothing clipped and no partial block: another round would change nothing
+        levels = _edge_replicated(in_range, valid) * 255 - 128
         planes = []
         for plane, bound in zip(levels, bounds):
             if bound is None:
