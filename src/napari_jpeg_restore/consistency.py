@@ -114,22 +114,23 @@ def _dct_matrix(dtype, device):
 
 
 def _blocks(plane):
-    """(H, W) -> (H/8, W/8, 8, 8)."""
-    h, w = plane.shape
-    return plane.reshape(h // 8, 8, w // 8, 8).transpose(1, 2)
+    """(…, H, W) -> (…, H/8, W/8, 8, 8)."""
+    *lead, h, w = plane.shape
+    return plane.reshape(*lead, h // 8, 8, w // 8, 8).transpose(-3, -2)
 
 
 def _unblocks(blocks):
     """Inverse of :func:`_blocks`."""
-    rows, cols = blocks.shape[:2]
-    return blocks.transpose(1, 2).reshape(rows * 8, cols * 8)
+    *lead, rows, cols, _, _ = blocks.shape
+    return blocks.transpose(-3, -2).reshape(*lead, rows * 8, cols * 8)
 
 
 def _down(plane, fy: int, fx: int):
+    """(…, H, W) box-averaged over fy × fx pixels."""
     if fy == fx == 1:
         return plane
-    h, w = plane.shape
-    return plane.reshape(h // fy, fy, w // fx, fx).mean(dim=(1, 3))
+    *lead, h, w = plane.shape
+    return plane.reshape(*lead, h // fy, fy, w // fx, fx).mean(dim=(-3, -1))
 
 
 def _edge_replicated(ycc, valid):
@@ -193,25 +194,58 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
         # a block the file does not have (NaN) stays as restored
         low, high = (torch.nan_to_num(k * q + s * half, nan=s * torch.inf) for s in (-1, 1))
         bounds.append((fy, fx, low, high))
-    out, whole_blocks = ycc, valid == (0, h, 0, w)
+    mcu = (8 * vmax, 8 * hmax)
+    grid = (h // mcu[0], w // mcu[1])
+    # MCUs that reach outside the image: each later round works on them, and on those with clipped pixels
+    edge = torch.ones(grid, dtype=torch.bool, device=ycc.device)
+    edge[valid[0] // mcu[0] : valid[1] // mcu[0], valid[2] // mcu[1] : valid[3] // mcu[1]] = False
+    out = ycc
     for round_ in range(max(rounds, 1)):
         in_range = _in_pixel_range(out)
-        if round_ and whole_blocks and (in_range - out).abs().max() < 1e-6:
-            break  # nothing clipped and no partial block: another round would change nothing
         levels = _edge_replicated(in_range, valid) * 255 - 128
-        planes = []
-        for plane, bound in zip(levels, bounds):
-            if bound is None:
-                planes.append(plane)
-                continue
-            fy, fx, low, high = bound
-            dct = d @ _blocks(_down(plane, fy, fx)) @ d.T
-            correction = _unblocks(d.T @ (torch.minimum(torch.maximum(dct, low), high) - dct) @ d)
-            if fy > 1 or fx > 1:
-                correction = correction.repeat_interleave(fy, 0).repeat_interleave(fx, 1)
-            planes.append(plane + correction)
-        out = (torch.stack(planes) + 128) / 255
+        if not round_:  # the first round projects every block
+            out = (_project_levels(levels, bounds, d) + 128) / 255
+            continue
+        clipped = (in_range - out).abs().amax(0).reshape(grid[0], mcu[0], grid[1], mcu[1]).amax((1, 3)) > 1e-6
+        chosen = (clipped | edge).nonzero(as_tuple=True)
+        if not len(chosen[0]):
+            break  # nothing clipped, no partial block: another round would change nothing
+        # the chosen MCUs alone, as a batch (an MCU holds whole blocks of every component)
+        by_mcu = lambda t: t.reshape(t.shape[0], grid[0], mcu[0], grid[1], mcu[1]).permute(1, 3, 0, 2, 4)  # noqa: E731
+        part = _project_levels(by_mcu(levels)[chosen], [None if b is None else (*b[:2], *(
+            _mcu_blocks(x, grid, mcu, b[:2])[chosen] for x in b[2:])) for b in bounds], d)
+        merged = levels.clone()
+        by_mcu(merged)[chosen] = part
+        out = (merged + 128) / 255
     return out
+
+
+def _project_levels(levels, bounds, d):
+    """Level-shifted planes (C, H, W), or a batch of MCUs (N, C, h, w), with every block's
+    coefficients clamped to its bounds."""
+    import torch
+
+    planes = []
+    for i, bound in enumerate(bounds):
+        plane = levels[..., i, :, :]
+        if bound is None:
+            planes.append(plane)
+            continue
+        fy, fx, low, high = bound
+        dct = d @ _blocks(_down(plane, fy, fx)) @ d.T
+        correction = _unblocks(d.T @ (torch.minimum(torch.maximum(dct, low), high) - dct) @ d)
+        if fy > 1 or fx > 1:
+            correction = correction.repeat_interleave(fy, -2).repeat_interleave(fx, -1)
+        planes.append(plane + correction)
+    return torch.stack(planes, -3)
+
+
+def _mcu_blocks(bounds, grid, mcu, factors):
+    """A component's per-block bounds (block rows, block cols, 8, 8) regrouped by MCU:
+    (MCU rows, MCU cols, blocks down an MCU, blocks across, 8, 8)."""
+    fy, fx = factors
+    bh, bw = mcu[0] // (8 * fy), mcu[1] // (8 * fx)
+    return bounds.reshape(grid[0], bh, grid[1], bw, 8, 8).permute(0, 2, 1, 3, 4, 5)
 
 
 def _in_pixel_range(ycc):
