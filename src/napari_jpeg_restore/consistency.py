@@ -4,12 +4,14 @@ A JPEG file fixes, for every 8×8 block of every component, the quantized DCT co
 the original block's coefficient lay within ``[(k - 0.5) q, (k + 0.5) q]`` for the table step
 ``q``. :func:`project` clamps each block of a restored image to ``[(k - α) q, (k + α) q]`` (luma
 on its grid, chroma on its own sampling grid: the restored chroma box-averaged as libjpeg's
-encoder does, projected there, and the correction replicated back to full resolution), so the
-restoration invents nothing the file rules out. ``α`` 0.5 is the exact set; smaller holds the
-output nearer the coded values.
+encoder does, projected there, and the correction replicated back to full resolution), keeping
+:data:`ROUNDING_MARGIN` from the edge of the file's own interval, so the restoration invents
+nothing the file rules out. ``α`` 0.5 is the exact set; smaller holds the output nearer the coded
+values (each model's α is chosen on training-pool images: ``qgcn-train choose-consistency``).
 
 The coefficients come exactly from the file when a file or its bytes are at hand
-(:func:`file_coefficients`, read with jpeglib, which decodes no pixels); otherwise they are
+(:func:`read_coefficients`, :func:`coefficients_from_bytes`: jpeglib, which decodes no pixels;
+:func:`~napari_jpeg_restore.table_sources.coefficients_for` decides when); otherwise they are
 estimated from the decoded pixels, block by block (``round(DCT(decoded) / q)``), which is exact
 for almost every luma coefficient but not for up-sampled chroma, so then sub-sampled chroma is
 left free.
