@@ -241,13 +241,14 @@ def test_engine_alpha_follows_the_option_and_the_models_record(random_weights):
     from napari_jpeg_restore.weights import load_model, update_record
 
     model = load_model(random_weights["gray"], colour=False)
-    assert Engine(model).alpha == DEFAULT_ALPHA  # no α in its record
-    assert Engine(model, RestoreOptions(consistency=0.2)).alpha == 0.2
-    assert Engine(model, RestoreOptions(consistency="off")).alpha is None
+    assert model.consistency_alpha is None and Engine.for_model(model).alpha == DEFAULT_ALPHA  # none recorded
+    assert Engine.for_model(model, RestoreOptions(consistency=0.2)).alpha == 0.2
+    assert Engine.for_model(model, RestoreOptions(consistency="off")).alpha is None
     folder = random_weights["gray"]
     update_record(folder, consistency={"alpha": 0.35})
     try:
-        assert Engine(load_model(folder, colour=False)).alpha == 0.35
+        assert Engine.for_model(load_model(folder, colour=False)).alpha == 0.35
+        assert Engine(load_model(folder, colour=False).network).alpha == DEFAULT_ALPHA  # a bare network has none
     finally:
         update_record(folder, consistency={})
 

@@ -1,3 +1,6 @@
+import copy
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +16,7 @@ from napari_jpeg_restore.weights import load_model
 
 @pytest.fixture(scope="module")
 def colour_model(random_weights):
-    return load_model(random_weights["colour"], colour=True)
+    return load_model(random_weights["colour"], colour=True).network
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +159,34 @@ def test_precision_auto_is_bfloat16_only_on_a_cpu_with_native_bfloat16(colour_mo
     engine = Engine(contiguous)
     assert engine.model is not contiguous and engine.model.head.weight.is_contiguous(memory_format=torch.channels_last)
     assert contiguous.head.weight.is_contiguous() and Engine(engine.model).model is engine.model
+
+
+
+def _in_a_new_thread(f):
+    box = []
+    t = threading.Thread(target=lambda: box.append(f()))
+    t.start()
+    t.join()
+    return box[0]
+
+
+def test_restores_in_threads_each_compute_at_their_own_thread_count(colour_model, q20):
+    """torch's thread count is partly process-wide (the count new threads start with, MKL's):
+    restores in two threads asking for 1 and 2 threads each compute at theirs, and afterwards the
+    process is left as it was."""
+    before = _in_a_new_thread(torch.get_num_threads)
+    seen: dict[int, set] = {1: set(), 2: set()}
+    engines = {n: Engine(colour_model, RestoreOptions(threads=n, tile=64, overlap=16)) for n in seen}
+    for n, engine in engines.items():
+        restore = engine.model.restore
+        engine.model = copy.copy(engine.model)  # both engines share one model: instrument each apart
+        engine.model.restore = lambda x, f, n=n, restore=restore: (seen[n].add(torch.get_num_threads()), restore(x, f))[1]
+    for _ in range(3):
+        start = threading.Barrier(2)
+        workers = [threading.Thread(target=lambda n=n: (start.wait(), engines[n].run(*q20))) for n in seen]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    assert seen == {1: {1}, 2: {2}}
+    assert _in_a_new_thread(torch.get_num_threads) == before

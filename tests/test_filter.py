@@ -106,7 +106,7 @@ def test_one_pixel_and_odd_images(random_weights):
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.weights import load_model
 
-    engine = Engine(load_model(random_weights["colour"], colour=True))
+    engine = Engine.for_model(load_model(random_weights["colour"], colour=True))
     for size in [(1, 1), (13, 7)]:
         img = jpeg(Image.new("RGB", size, (200, 30, 90)), quality=10)
         out = restore(img, model=random_weights["colour"])

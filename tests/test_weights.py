@@ -21,7 +21,8 @@ def test_round_trip_in_fp16(tmp_path):
     loaded = W.load_model(folder, colour=True)
     x, g = torch.rand(1, 5, 32, 32), torch.rand(1, 5, 112, 112)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x, g), model.eval()(x, g), atol=2e-3, rtol=0)
+        torch.testing.assert_close(loaded.network(x, g), model.eval()(x, g), atol=2e-3, rtol=0)
+    assert loaded.record == {"steps": 0} and loaded.folder == folder and not loaded.network.training
     assert W.load_model(folder / "config.json", colour=True) is not None
     assert W.load_model(folder / "model.safetensors", colour=True) is not None
 
@@ -30,7 +31,7 @@ def test_large_models_are_sharded_below_16_mib(tmp_path):
     model, folder = _saved(tmp_path, "paper")
     shards = sorted(folder.glob("*.safetensors"))
     assert len(shards) >= 3 and all(p.stat().st_size < 16 * 2**20 for p in shards)
-    assert sum(p.numel() for p in W.load_model(folder).parameters()) == sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in W.load_model(folder).network.parameters()) == sum(p.numel() for p in model.parameters())
 
 
 def test_corrupt_or_missing_file(tmp_path):

@@ -7,6 +7,10 @@ contiguous tensors (channels-last makes a float32 backward pass 7 % slower there
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 #: Precisions a network runs in; "auto" is resolved by :func:`run_precision`.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
@@ -78,3 +82,43 @@ def memory_format(device, *, training: bool = False):
     if training and not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
         return torch.contiguous_format
     return torch.channels_last
+
+
+class _ThreadCount:
+    """torch's CPU thread count is one setting for the whole process: blocks that ask for a count
+    share it while they ask for the same one and otherwise take turns; the count from before the
+    first comes back after the last."""
+
+    def __init__(self):
+        self._turn = threading.Condition()
+        self._holders = 0
+        self._value: int | None = None
+        self._before = 0
+
+    @contextmanager
+    def at(self, threads: int | None) -> Iterator[None]:
+        if not threads:
+            yield
+            return
+        import torch
+
+        with self._turn:
+            self._turn.wait_for(lambda: self._holders == 0 or self._value == threads)
+            if self._holders == 0:
+                self._before, self._value = torch.get_num_threads(), threads
+                torch.set_num_threads(threads)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._holders -= 1
+                if self._holders == 0:
+                    torch.set_num_threads(self._before)
+                    self._value = None
+                    self._turn.notify_all()
+
+
+#: ``with cpu_threads(n):`` runs a block with torch at ``n`` CPU threads (None or 0: as it is).
+#: Hold it only around computing, never across a ``yield``: a paused holder would keep others waiting.
+cpu_threads = _ThreadCount().at

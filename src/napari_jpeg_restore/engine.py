@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
 
 from .consistency import DEFAULT_ALPHA, Coefficients, fits, project
-from .device import memory_format, pick_device, run_precision
+from .device import cpu_threads, memory_format, pick_device, run_precision
 from .jpeg import GRID, JpegFacts
 from .network_io import NetworkIO, image_tensor, to_pixels
 from .options import DEFAULTS, RestoreOptions
-from .weights import load_model, resolve
+from .weights import TrainedModel, load_model, resolve
 
 
 class RestoreCancelled(Exception):
@@ -25,13 +26,13 @@ class RestoreCancelled(Exception):
 
 
 @lru_cache(maxsize=4)
-def _cached_model(folder, colour: bool, device: str, stamp: float):
-    """:func:`load_model` on ``device``; ``stamp`` (the config's mtime) renews it when the weights
-    change. Engines never move or train it (see :func:`_on_device`)."""
+def _cached_model(folder, colour: bool, device: str, stamp: float) -> TrainedModel:
+    """:func:`load_model` with its network on ``device``; ``stamp`` (the config's mtime) renews it
+    when the weights change. Engines never move or train it (see :func:`_on_device`)."""
     import torch
 
-    dev = torch.device(device)
-    return load_model(folder, colour=colour).to(dev, memory_format=memory_format(dev))
+    trained = load_model(folder, colour=colour)
+    return replace(trained, network=_on_device(trained.network, torch.device(device)))
 
 
 def _on_device(model, device):
@@ -78,15 +79,21 @@ class Engine:
     Both lie on the :data:`GRID` (the options refuse values off it).
     """
 
-    def __init__(self, model, options: RestoreOptions = DEFAULTS):
+    def __init__(self, model, options: RestoreOptions = DEFAULTS, *, trained_alpha: float | None = None):
+        """``model``: a network of the family; ``trained_alpha``: the consistency half-width chosen
+        for it (its record's), which ``options.consistency="auto"`` uses (else the default)."""
         self.options = options
         self.device = pick_device(options.device)
         self.model = _on_device(model, self.device).eval()
         self.io = NetworkIO(self.model.config)
-        record = getattr(model, "record", None) or {}
         #: the consistency interval's half-width this engine projects with (None: off)
-        self.alpha = options.alpha(record.get("consistency", {}).get("alpha", DEFAULT_ALPHA))
+        self.alpha = options.alpha(DEFAULT_ALPHA if trained_alpha is None else trained_alpha)
         self.tile, self.overlap = options.tile, options.overlap  # on the GRID (RestoreOptions' rule)
+
+    @classmethod
+    def for_model(cls, trained: TrainedModel, options: RestoreOptions = DEFAULTS) -> "Engine":
+        """An engine for loaded weights, with the consistency α their record holds."""
+        return cls(trained.network, options, trained_alpha=trained.consistency_alpha)
 
     @classmethod
     def for_kind(cls, options: RestoreOptions, colour: bool) -> "Engine":
@@ -94,7 +101,8 @@ class Engine:
         kept in memory per (weights, kind, device) for the faces' repeated calls."""
         folder = resolve(options.model, colour)
         device = pick_device(options.device)
-        return cls(_cached_model(folder, colour, str(device), (folder / "config.json").stat().st_mtime), options)
+        stamp = (folder / "config.json").stat().st_mtime
+        return cls.for_model(_cached_model(folder, colour, str(device), stamp), options)
 
     def run(self, pixels: np.ndarray, facts: JpegFacts, *, coefficients: Coefficients | None = None, progress=None,
             cancel=None) -> np.ndarray:
@@ -134,30 +142,26 @@ class Engine:
         windows = self._windows(height, width, self._steps(facts), _shifted(region, top, left))
         of = len(windows) if of is None else of
         out = np.empty_like(padded) if region is None else padded.copy()
-        old_threads = torch.get_num_threads()
         precision = run_precision(self.options.precision, self.device)
         autocast = torch.autocast(self.device.type, dtype=getattr(torch, precision), enabled=precision != "float32")
-        try:
-            if self.options.threads:
-                torch.set_num_threads(self.options.threads)
-            fed = facts.scaled(self.options.strength)  # the tables as the network is told them
-            global_features = None
-            g = self.io.global_input(pixels, fed)
-            if g is not None:
-                with torch.inference_mode(), autocast:
-                    global_features = self.model.global_features(g[None].to(self.device))
-            for i, (win, core) in enumerate(windows):
-                yield before + i, of
-                (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) = win, core
-                with torch.inference_mode(), autocast:
-                    x = self.io.restoration_input(padded[y0:y1, x0:x1], fed, y0, x0)[None].to(self.device)
-                    y = self.model.restore(x, global_features)[0].float()[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-                    if self.alpha is not None:
-                        with torch.autocast(self.device.type, enabled=False):  # the transform runs in float32
-                            y = self._consistent(y, facts, coefficients, padded, core, (top, left), pixels.shape)
-                    out[cy0:cy1, cx0:cx1] = to_pixels(y)
-        finally:
-            torch.set_num_threads(old_threads)
+        # the thread count is held only while computing, never across a yield (see cpu_threads)
+        threads = self.options.threads
+        fed = facts.scaled(self.options.strength)  # the tables as the network is told them
+        global_features = None
+        g = self.io.global_input(pixels, fed)
+        if g is not None:
+            with cpu_threads(threads), torch.inference_mode(), autocast:
+                global_features = self.model.global_features(g[None].to(self.device))
+        for i, (win, core) in enumerate(windows):
+            yield before + i, of
+            (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) = win, core
+            with cpu_threads(threads), torch.inference_mode(), autocast:
+                x = self.io.restoration_input(padded[y0:y1, x0:x1], fed, y0, x0)[None].to(self.device)
+                y = self.model.restore(x, global_features)[0].float()[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+                if self.alpha is not None:
+                    with torch.autocast(self.device.type, enabled=False):  # the transform runs in float32
+                        y = self._consistent(y, facts, coefficients, padded, core, (top, left), pixels.shape)
+                out[cy0:cy1, cx0:cx1] = to_pixels(y)
         if before + len(windows) == of:
             yield of, of
         return out[top : top + pixels.shape[0], left : left + pixels.shape[1]]

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .atomic import write_atomically
 from .maps import MAP_NORMALISATION
+
+if TYPE_CHECKING:
+    from .model import ModelConfig, RestorationNet
 
 FORMAT = "napari-jpeg-restore/1"
 SHIPPED = Path(__file__).parent / "weights"
@@ -26,6 +31,27 @@ class WeightsError(ValueError):
 
 class ModelNotAvailable(WeightsError):
     """No trained weights exist for what was asked (never replaced by random weights)."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What :func:`load_model` returns: the network (float32, eval mode), where it came from and
+    its training record as exported (``config.json``'s ``record``: data, steps, evaluation, …)."""
+
+    network: "RestorationNet"
+    folder: Path
+    record: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> "ModelConfig":
+        return self.network.config
+
+    @property
+    def consistency_alpha(self) -> float | None:
+        """The consistency half-width chosen for this model on the pool's validation images
+        (``qgcn-train choose-consistency``), or None if none was chosen."""
+        alpha = self.record.get("consistency", {}).get("alpha")
+        return None if alpha is None else float(alpha)
 
 
 def shipped_models() -> list[str]:
@@ -132,8 +158,8 @@ def read_config(folder: Path) -> dict:
     return config
 
 
-def load_model(spec=None, *, colour: bool | None = True):
-    """Build the network for ``spec`` and load its checked weights (float32, eval mode).
+def load_model(spec=None, *, colour: bool | None = True) -> TrainedModel:
+    """Build the network for ``spec``, load its checked weights (float32, eval mode) and its record.
     ``colour`` None accepts either kind (``spec`` must then name the model)."""
     import torch
     from safetensors import SafetensorError
@@ -171,6 +197,4 @@ def load_model(spec=None, *, colour: bool | None = True):
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as exc:
         raise WeightsError(f"{folder}: weights do not fit the config ({str(exc).splitlines()[0]})") from None
-    model.config = cfg
-    model.record = config.get("record", {})
-    return model.eval()
+    return TrainedModel(model.eval(), folder, config.get("record", {}))

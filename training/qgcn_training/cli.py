@@ -159,7 +159,7 @@ def evaluate(model, gray_model, sets, qf, data_root, json_path, md_path, plot_pa
         except (ValueError, OSError) as exc:  # WeightsError, a checkpoint torch cannot read
             raise click.BadParameter(str(exc), param_hint="--gray-model" if spec is gray_model else "--model") from None
         if net is not None:
-            engines[colour] = Engine(net, options)
+            engines[colour] = Engine.for_model(net, options)
     names = [n for n in sets.split(",") if n]
     unknown = set(names) - set(ev.SETS)
     if unknown:

@@ -18,7 +18,7 @@ from PIL import Image
 from napari_jpeg_restore.consistency import coefficients_from_bytes
 from napari_jpeg_restore.engine import Engine
 from napari_jpeg_restore.jpeg import facts_from_image, jpeg_bytes, open_jpeg_bytes
-from napari_jpeg_restore.weights import load_model, read_config, resolve
+from napari_jpeg_restore.weights import TrainedModel, load_model, read_config, resolve
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .metrics import psnr, psnr_b, ssim
@@ -49,7 +49,7 @@ def load_any(spec: str, colour: bool):
     path = Path(spec)
     if path.suffix == ".pt" and path.is_file():
         model = model_from_checkpoint(load_checkpoint(path))
-        return model if model.config.colour == colour else None
+        return TrainedModel(model, path.parent) if model.config.colour == colour else None
     if spec != "default" and read_config(resolve(spec, colour))["model"]["colour"] != colour:
         return None
     return load_model(spec, colour=colour)
@@ -132,7 +132,7 @@ def choose_alpha(model, images, options, qualities=ALPHA_QUALITIES, candidates=A
     the setting "off" (no projection) measured beside the candidates."""
     table = {}
     for setting in ("off", *candidates):
-        rows = evaluate_set(Engine(model, replace(options, consistency=setting)), images, qualities, "choice",
+        rows = evaluate_set(Engine.for_model(model, replace(options, consistency=setting)), images, qualities, "choice",
                             progress)
         table[str(setting)] = {r.qf: [round(r.ours[0] - r.jpeg[0], 4), round(r.worst_gain, 4)] for r in rows}
     best = max(candidates, key=lambda a: np.mean([gain for gain, _ in table[str(a)].values()]))

@@ -62,7 +62,7 @@ def guard_gains(folder: Path, data_root: Path) -> dict | None:
     if not all(f.is_file() for f in files):
         return None
     model = load_model(folder, colour=None)
-    engine, gains = Engine(model, DEFAULTS), {}
+    engine, gains = Engine.for_model(model, DEFAULTS), {}
     for name, f in zip(GUARD_IMAGES, files):
         with Image.open(f) as im:
             gt = np.asarray(im.convert("RGB" if model.config.colour else "L"))

@@ -281,7 +281,7 @@ class Trainer:
             _init_gaussian(self.model)
         if s.init_from:
             try:
-                warm_start(self.model, load_model(s.init_from, colour=not s.gray))
+                warm_start(self.model, load_model(s.init_from, colour=not s.gray).network)
             except ValueError as exc:  # WeightsError is one too
                 raise TrainingStopped(f"--init-from {s.init_from}: {exc}") from None
         self.layout = memory_format(self.device, training=True)

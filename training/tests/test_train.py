@@ -37,7 +37,7 @@ def test_short_run_beats_the_jpeg_input(pool_dir, tmp_path, real_pair):
 
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--batch", "8", "--patch", "48",
             "--steps", "400", "--lr", "2e-3", "--paper"])
-    engine = Engine(load_any(str(tmp_path / "checkpoint.pt"), colour=True), RestoreOptions(tile=0))
+    engine = Engine.for_model(load_any(str(tmp_path / "checkpoint.pt"), colour=True), RestoreOptions(tile=0))
     crop = np.ascontiguousarray(real_pair[:192, :256])
     for q in (10, 20):
         im = encode_jpeg(crop, quality=q)
@@ -272,9 +272,9 @@ def test_export_ema_writes_the_moving_average(pool_dir, tmp_path):
     saved = _weights(tmp_path / "run")
     last, ema = (load_model(tmp_path / f, colour=True) for f in ("last", "ema"))
     assert ema.record["weights"] == "moving average, decay 0.5" and last.record["weights"] == "last step"
-    for k, v in ema.state_dict().items():
+    for k, v in ema.network.state_dict().items():
         torch.testing.assert_close(v, saved["ema"]["module." + k].half().float(), atol=0, rtol=0)
-    assert any(not torch.equal(v, last.state_dict()[k]) for k, v in ema.state_dict().items())
+    assert any(not torch.equal(v, last.network.state_dict()[k]) for k, v in ema.network.state_dict().items())
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "plain"), *BASE, "--steps", "1"])
     result = CliRunner().invoke(main, ["export", str(tmp_path / "plain" / "checkpoint.pt"), "--out",
                                        str(tmp_path / "x"), "--ema"])
@@ -406,7 +406,7 @@ def test_init_from_exported_weights(pool_dir, tmp_path):
                        catch_exceptions=False)
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0",
             "--init-from", str(tmp_path / "w")])
-    exported = load_model(tmp_path / "w", colour=True).state_dict()
+    exported = load_model(tmp_path / "w", colour=True).network.state_dict()
     warm = _weights(tmp_path / "b")
     assert warm["step"] == 0
     for k, v in exported.items():
@@ -523,7 +523,7 @@ def test_global_stage_trains_only_the_global_branch_on_a_frozen_restoration_bran
             "--init-from", str(tmp_path / "w"), "--precision", "float32"])
     from napari_jpeg_restore.weights import load_model
 
-    start, end = load_model(tmp_path / "w", colour=True).state_dict(), _weights(tmp_path / "b")["model"]
+    start, end = load_model(tmp_path / "w", colour=True).network.state_dict(), _weights(tmp_path / "b")["model"]
     moved = {k for k in start if not torch.equal(start[k], end[k])}
     assert moved and all(k.startswith(("global_branch.", "merge.")) for k in moved), moved
     assert any(k.startswith("global_branch.") for k in moved) and any(k.startswith("merge.") for k in moved)
