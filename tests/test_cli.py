@@ -294,3 +294,20 @@ def test_two_inputs_for_one_output_is_a_usage_error_before_any_work(tmp_path, ra
     result = run([str(tmp_path), "-o", str(tmp_path / "out")], random_weights)
     assert result.exit_code == 2 and f"{tmp_path / 'x.jpeg'} and {tmp_path / 'x.jpg'} would both be written to" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bug_inside_is_a_traceback_not_a_failed_file(tmp_path, random_weights, monkeypatch):
+    """Only problems with an input (RestoreError) become "failed: FILE: …" lines; a ValueError
+    from a bug deep inside must surface, not be counted as one bad file among many."""
+    from napari_jpeg_restore.network_io import NetworkIO
+
+    src = tmp_path / "a.jpg"
+    src.write_bytes(jpeg_bytes(quality=30))
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("a bug, not a bad file")
+
+    monkeypatch.setattr(NetworkIO, "restoration_input", broken)
+    with pytest.raises(ValueError, match="a bug, not a bad file"):
+        run([str(src), "-o", str(tmp_path / "out")], random_weights)
+    assert not (tmp_path / "out" / "a.png").exists()

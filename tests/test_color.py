@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from napari_jpeg_restore.color import rgb_to_ycbcr, ycbcr_to_rgb
+from napari_jpeg_restore.color import rgb_to_ycbcr, rgb_to_ycbcr_levels, ycbcr_to_rgb
 
 
 def test_kornia_matches_pillow_jpeg_ycbcr_within_one_level():
@@ -21,3 +21,9 @@ def test_kornia_matches_pillow_jpeg_ycbcr_within_one_level():
 def test_round_trip():
     x = torch.rand(2, 3, 16, 16)
     torch.testing.assert_close(ycbcr_to_rgb(rgb_to_ycbcr(x)), x, atol=1e-5, rtol=0)
+
+
+def test_the_numpy_form_is_the_same_transform():
+    rgb = np.random.default_rng(1).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    tensor = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1).double() / 255) * 255
+    np.testing.assert_allclose(rgb_to_ycbcr_levels(rgb), tensor.numpy(), atol=1e-9, rtol=0)

@@ -23,7 +23,7 @@ def _ours(mods):
 def test_the_reader_needs_only_jpeg_facts():
     mods = loaded_after("napari_jpeg_restore._reader")
     assert "torch" not in mods and "napari_jpeg_restore.engine" not in mods
-    assert _ours(mods) == {"_reader", "jpeg"}
+    assert _ours(mods) == {"_reader", "jpeg", "errors"}
 
 
 def test_blind_estimation_needs_numpy_alone():
@@ -54,6 +54,7 @@ def test_faces_import_the_core_only(face):
 # The core's layers, bottom first: a module may import only modules of lower layers (at the top of
 # the file or inside a function alike). Faces sit above and are imported by nothing in the core.
 LAYERS = [
+    {"errors"},
     {"device", "jpeg", "atomic", "color"},
     {"maps", "blind", "model", "consistency"},
     {"weights", "network_io"},

@@ -13,10 +13,9 @@ __version__ = "0.1.0"
 # Public names and the modules that hold them, imported on first use: `import napari_jpeg_restore`
 # (and napari opening a file with our reader) stays light.
 _PUBLIC = {
-    "BlindModeWarning": "table_sources", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter", "RestoreCancelled": "engine",
-    "RestoreOptions": "options", "WeightsError": "weights", "restore": "image_restore", "sample_jpeg": "sample_image",
-    "save_restored": "saving",
-    "shipped_models": "weights",
+    "BlindModeWarning": "table_sources", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter",
+    "RestoreCancelled": "engine", "RestoreError": "errors", "RestoreOptions": "options", "WeightsError": "weights",
+    "restore": "image_restore", "sample_jpeg": "sample_image", "save_restored": "saving", "shipped_models": "weights",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -12,6 +12,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from .device import PRECISIONS, available_devices
+from .errors import RestoreError
 from .layer_data import frame_shape, layer_tables, preview_box, restore_layer_data
 from .options import DEFAULTS, RestoreOptions, option_help
 
@@ -85,7 +86,7 @@ class RestoreWidget(Container):
             return None, None
         try:
             return layer, self.restore_options()
-        except ValueError as exc:
+        except RestoreError as exc:
             show_error(f"Remove JPEG artifacts: {exc}")
             return None, None
 
@@ -95,7 +96,7 @@ class RestoreWidget(Container):
                  "quality": self._quality.value if self._tables.value == FROM_QUALITY else None}
         try:
             self._tables_used = layer_tables(data, **where).origin  # shown while and after it runs
-        except ValueError as exc:  # e.g. the layer's file is a CMYK JPEG
+        except RestoreError as exc:  # e.g. the layer's file is a CMYK JPEG
             show_error(f"Remove JPEG artifacts: {exc}")
             return
         self.worker = create_worker(restore_layer_data, data, **where, options=options, region=region,
@@ -113,7 +114,7 @@ class RestoreWidget(Container):
         self.worker.start()
 
     def restore_options(self) -> RestoreOptions:
-        """The options as set in the widget (validated: a bad one raises ValueError)."""
+        """The options as set in the widget (validated: a bad one raises RestoreError)."""
         return RestoreOptions(model=self._model.value.strip(), device=self._device.value, tile=self._tile.value,
                               overlap=self._overlap.value, threads=self._threads.value or None,
                               precision=self._precision.value, strength=self._strength.value,

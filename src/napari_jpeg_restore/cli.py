@@ -17,6 +17,7 @@ import click
 from PIL import Image, UnidentifiedImageError
 
 from .engine import RestoreCancelled
+from .errors import RestoreError
 from .image_restore import restore
 from .jpeg import JPEG_SUFFIXES
 from .options import RestoreOptions, click_options
@@ -106,7 +107,7 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # blind mode is expected for non-JPEG inputs
             out = restore(im, options=gray_options if im.mode in ("L", "LA") else options)
-    except (ValueError, RestoreCancelled) as exc:  # JpegError, WeightsError, bad modes
+    except (RestoreError, RestoreCancelled) as exc:  # a bug is not a failed file: it keeps its traceback
         raise FileFailed(str(exc) if str(src) in str(exc) else f"{src}: {exc}") from None
     if "exif" in im.info:
         out.info["exif"] = im.info["exif"]
@@ -136,7 +137,7 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
     try:  # a bad option is one usage error before any work, not one failure per file
         options = RestoreOptions(**restore_options).checked()
         gray_options = options.replace(model=gray_model).checked()
-    except ValueError as exc:
+    except RestoreError as exc:
         raise click.UsageError(str(exc)) from None
     jobs = find_inputs(inputs, recursive)
     collision = first_collision(jobs)

@@ -11,11 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .errors import RestoreError
+
 #: Precisions a network runs in; "auto" is resolved by :func:`run_precision`.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
-class DeviceError(ValueError):
+class DeviceError(RestoreError):
     """A device this machine lacks or torch does not know; the message names it."""
 
 

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .consistency import Coefficients
 from .engine import Engine
+from .errors import RestoreError
 from .jpeg import JpegFacts, facts_from_image
 from .options import DEFAULTS, RestoreOptions
 from .table_sources import coefficients_for, find_tables, is_jpeg_file
@@ -33,7 +34,7 @@ def _source(img) -> str:
 def _check_tables_arguments(quantization, quality) -> None:
     """One-line errors naming the parameter, before anything deep inside fails on it."""
     if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100):
-        raise ValueError(f"quality must be a whole number in 1..100, got {quality!r}")
+        raise RestoreError(f"quality must be a whole number in 1..100, got {quality!r}")
     if quantization is not None and not isinstance(quantization, (JpegFacts, dict, list, tuple)):
         hint = f"; for a quality factor pass quality={quantization}" if isinstance(quantization, int) else ""
         raise TypeError(f"quantization must be JpegFacts, Pillow's {{0: luma, 1: chroma}} dict or 64-value tables, "
@@ -42,7 +43,7 @@ def _check_tables_arguments(quantization, quality) -> None:
 
 def _array_image(pixels: np.ndarray) -> Image.Image:
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
-        raise ValueError(f"restore() takes uint8 arrays of shape H×W, H×W×3 or H×W×4, got {pixels.dtype} "
+        raise RestoreError(f"restore() takes uint8 arrays of shape H×W, H×W×3 or H×W×4, got {pixels.dtype} "
                          f"{pixels.shape}")
     return Image.fromarray(pixels)
 
@@ -54,7 +55,7 @@ def _open(path) -> Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not an image file Pillow can read ({exc})") from None
+        raise RestoreError(f"{path}: not an image file Pillow can read ({exc})") from None
     return im
 
 
@@ -111,7 +112,7 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
     if is_jpeg_file(img) and img.mode not in MODES:
         facts_from_image(img)  # names the unsupported JPEG kind (CMYK, YCCK)
     if img.mode not in MODES:
-        raise ValueError(f"{source}: mode {img.mode} is not supported; use L, LA, RGB or RGBA")
+        raise RestoreError(f"{source}: mode {img.mode} is not supported; use L, LA, RGB or RGBA")
     base = img.convert(MODES[img.mode]) if img.mode != MODES[img.mode] else img
     pixels = np.asarray(base)
     colour = base.mode == "RGB"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from .errors import RestoreError
+
 #: Side of a coding block (T.81: 8×8 samples per DCT).
 BLOCK = 8
 #: Tiles and padded sizes lie on this grid: a multiple of 8×8 luma blocks, 16×16 4:2:0 MCUs and
@@ -47,7 +49,7 @@ _IJG_CHROMA = np.array(
 ).reshape(8, 8)
 
 
-class JpegError(ValueError):
+class JpegError(RestoreError):
     """A file whose coding the restorer cannot use; the message names the file."""
 
 
@@ -171,7 +173,7 @@ def facts_from_tables(
     if not colour:
         return JpegFacts((luma,), ((1, 1),), source=source)
     if subsampling not in SUBSAMPLINGS:
-        raise ValueError(f"subsampling must be one of {', '.join(SUBSAMPLINGS)}; got {subsampling!r}")
+        raise RestoreError(f"subsampling must be one of {', '.join(SUBSAMPLINGS)}; got {subsampling!r}")
     chroma = luma if chroma is None else _table(chroma, source)
     return JpegFacts((luma, chroma, chroma), (SUBSAMPLINGS[subsampling], (1, 1), (1, 1)), source=source)
 

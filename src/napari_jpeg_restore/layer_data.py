@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .engine import Engine
+from .errors import RestoreError
 from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
 from .table_sources import FoundTables, coefficients_for, estimate_tables, find_tables
@@ -22,7 +23,7 @@ from .table_sources import FoundTables, coefficients_for, estimate_tables, find_
 PREVIEW_PIXELS = 1_000_000
 
 
-class LayerError(ValueError):
+class LayerError(RestoreError):
     """Layer data the restorer cannot take; the message says which and why."""
 
 

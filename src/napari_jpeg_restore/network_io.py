@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .errors import RestoreError
 from .jpeg import JpegFacts
 from .maps import normalise_tables, quantization_maps
 
@@ -87,9 +88,9 @@ class NetworkIO:
         return torch.cat([image_tensor(small), *planes])
 
     def check(self, pixels: np.ndarray, facts: JpegFacts) -> None:
-        """Raise a ValueError naming the source when pixels, facts and network differ in kind."""
+        """Raise a RestoreError naming the source when pixels, facts and network differ in kind."""
         colour = pixels.ndim == 3
         if colour != self.config.colour or colour != facts.colour:
             kind = lambda c: "colour" if c else "grayscale"  # noqa: E731
-            raise ValueError(f"{facts.source}: {kind(colour)} pixels, {kind(facts.colour)} JPEG facts and a "
+            raise RestoreError(f"{facts.source}: {kind(colour)} pixels, {kind(facts.colour)} JPEG facts and a "
                              f"{kind(self.config.colour)} model do not go together")

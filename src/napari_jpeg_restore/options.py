@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 from .device import PRECISIONS, pick_device
+from .errors import RestoreError
 from .jpeg import GRID
 from .weights import resolve
 
 
-class OptionError(ValueError):
+class OptionError(RestoreError):
     """An option value that cannot work; the message names the option."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .consistency import Coefficients, fits, read_coefficients
+from .errors import RestoreError
 from .jpeg import (
     JPEG_SUFFIXES,
     JpegFacts,
@@ -63,7 +64,7 @@ def _given(quantization, subsampling, colour: bool, source: str) -> JpegFacts:
         return quantization
     tables = list(quantization.values()) if isinstance(quantization, dict) else list(quantization)
     if not tables:
-        raise ValueError(f"{source}: quantization holds no table")
+        raise RestoreError(f"{source}: quantization holds no table")
     chroma = tables[1] if colour and len(tables) > 1 else None
     return facts_from_tables(tables[0], chroma, subsampling or "4:2:0", colour=colour, source=source)
 

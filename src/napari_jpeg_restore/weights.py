@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .atomic import write_atomically
+from .errors import RestoreError
 from .maps import MAP_NORMALISATION
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ DEFAULTS = {"colour": "qgcn-colour", "gray": "qgcn-gray"}
 SHARD_BYTES = 15 * 2**20  # files under 16 MiB stay within common upload and transfer limits
 
 
-class WeightsError(ValueError):
+class WeightsError(RestoreError):
     """Weights that are missing, corrupt or do not fit; the message names the file."""
 
 
