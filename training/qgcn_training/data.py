@@ -8,6 +8,8 @@ uninterrupted one would have seen, and DDP ranks draw disjoint samples of the sa
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +111,26 @@ def encode_bytes(patch: np.ndarray, quality: int, family: str, subsampling: str,
         subsampling = "4:4:4"
         if "qtables" in kwargs:
             kwargs["qtables"] = kwargs["qtables"][:1]
+    if max(max(t) for t in kwargs.get("qtables", [[0]])) > 255:
+        with _libjpeg_quiet():
+            return jpeg_bytes(patch, subsampling=subsampling, **kwargs)
     return jpeg_bytes(patch, subsampling=subsampling, **kwargs)
+
+
+@contextmanager
+def _libjpeg_quiet():
+    """libjpeg writes "Caution: quantization tables are too coarse for baseline JPEG" to the
+    process's stderr (file descriptor 2, below Python) for every 16-bit table it codes; in a
+    training run that would break the console's progress bar every few steps."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def encode(patch: np.ndarray, quality: int, family: str, subsampling: str, rng) -> Image.Image:

@@ -93,3 +93,11 @@ def test_gray_patches_take_any_drawn_subsampling(sub, family):
     im = encode(PATCH[..., 0].copy(), 30, family, sub, np.random.default_rng(0))
     facts = facts_from_image(im)
     assert im.mode == "L" and len(facts.tables) == 1 and facts.sampling == ((1, 1),)
+
+
+def test_16_bit_tables_are_coded_without_libjpeg_lines_on_the_console(capfd):
+    rng = np.random.default_rng(0)
+    im = encode(np.zeros((16, 16, 3), np.uint8), 3, "ijg16", "4:2:0", rng)
+    assert max(facts_from_image(im).tables[0].ravel()) > 255  # the 16-bit table is in the file
+    captured = capfd.readouterr()
+    assert "too coarse" not in captured.err and "too coarse" not in captured.out
