@@ -24,7 +24,7 @@ def main() -> None:
     widget = RestoreWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Remove JPEG artifacts (JPEG Restore)")
     widget.reset_choices()
-    widget._model.value = args.model
+    widget.controls["model"].value = args.model
     widget.run()
     while widget.worker is not None:
         QApplication.processEvents()

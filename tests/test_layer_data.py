@@ -15,7 +15,7 @@ from napari_jpeg_restore.options import RestoreOptions
 
 
 def run(gen):
-    return drive(gen)
+    return drive(gen).data
 
 
 def opts(model, **changes):
@@ -87,7 +87,8 @@ def test_stacks_frame_by_frame_and_progress(jpg, random_weights):
         while True:
             seen.append(next(gen))
     except StopIteration as done:
-        out = done.value
+        out = done.value.data
+        assert done.value.tables == "IJG tables of quality 20"
     assert out.shape == stack.shape
     total = seen[-1][1]
     assert [d for d, _ in seen] == list(range(total + 1))
@@ -118,6 +119,18 @@ def test_closing_the_generator_stops_between_tiles(jpg, random_weights):
     with pytest.raises(StopIteration):
         next(gen)  # it stopped; no further tiles run
     assert torch.get_num_threads() == threads  # and cleaned up after itself
+
+
+def test_the_result_says_which_tables_and_the_quality_found_for_blind_frames(random_weights):
+    from napari_jpeg_restore.jpeg import encode_jpeg
+
+    photo = data_image("LIVE1/parrots.png").crop((0, 0, 320, 240))
+    q20, q60 = (np.asarray(encode_jpeg(photo, quality=q)) for q in (20, 60))
+    options = opts(random_weights["colour"])
+    assert drive(restore_layer_data(q20, rgb=True, options=options)).tables == \
+        "tables estimated from the pixels (IJG quality 20)"
+    assert drive(restore_layer_data(np.stack([q20, q60]), rgb=True, options=options)).tables == \
+        "tables estimated from each frame's pixels (IJG quality 20-60)"
 
 
 def _gray_jpeg():

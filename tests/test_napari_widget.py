@@ -32,7 +32,7 @@ def _widget_for(viewer, layer, model, qtbot):
     viewer.window.add_dock_widget(w)
     w.reset_choices()
     w._image.value = layer
-    w._model.value = str(model)
+    w.controls["model"].value = str(model)
     return w
 
 
@@ -58,7 +58,7 @@ def test_our_reader_then_widget_equals_restore(make_napari_viewer, qtbot, jpg, r
     assert layer.metadata["jpeg"]["table_ids"] == [0, 1, 1]
     layer.scale, layer.translate = (2.0, 3.0), (5.0, 7.0)
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
-    w._tile.value = 128  # several tiles: progress to show
+    w.controls["tile"].value = 128  # several tiles: progress to show
     bar, status = [], []
     w._progress.changed.connect(bar.append)
     shown = w._on_progress
@@ -74,7 +74,7 @@ def test_our_reader_then_widget_equals_restore(make_napari_viewer, qtbot, jpg, r
     assert bar and bar[-1] == w._progress.max > 1 and not w._progress.visible
     assert any(f"of {w._progress.max} tiles, about" in s and "s left" in s for s in status), status
     viewer.layers.remove("parrots restored")
-    w._tile.value = 512
+    w.controls["tile"].value = 512
     _run(w, qtbot)  # the comparison below is with the default tile
     result = viewer.layers["parrots restored"]
     expected = np.asarray(restore(Image.open(jpg), model=random_weights["colour"]))
@@ -100,7 +100,7 @@ def test_non_jpeg_layer_uses_estimated_tables(make_napari_viewer, qtbot, jpg, ra
     layer = viewer.add_image(pixels.copy(), name="pixels", rgb=True)
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
     _run(w, qtbot)
-    assert w._status.value == "tables: tables estimated from the pixels"
+    assert w._status.value == "tables: tables estimated from the pixels (IJG quality 20)"  # the jpg's quality
     with pytest.warns(UserWarning):
         expected = np.asarray(restore(Image.fromarray(pixels), model=random_weights["colour"]))
     assert np.array_equal(viewer.layers["pixels restored"].data, expected)
@@ -113,7 +113,7 @@ def test_stop_during_a_stack_leaves_no_layer(make_napari_viewer, qtbot, jpg, ran
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
     w._tables.value = FROM_QUALITY
     w._quality.value = 20
-    w._tile.value = 96
+    w.controls["tile"].value = 96
     w.run()
     w.worker.yielded.connect(lambda _: w.stop())
     qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
@@ -141,14 +141,42 @@ def test_widget_offers_every_option(make_napari_viewer, errors):
     changed = RestoreOptions(model="qgcn-gray", device="cpu", tile=256, overlap=48, threads=1, precision="bfloat16",
                              strength=1.5, consistency=0.3)
     assert all(getattr(changed, f.name) != f.default for f in fields(RestoreOptions))
-    w._model.value, w._device.value, w._tile.value, w._overlap.value = "qgcn-gray", "cpu", 256, 48
-    w._threads.value, w._precision.value, w._strength.value, w._consistency.value = 1, "bfloat16", 1.5, "0.3"
+    for name, value in {"model": "qgcn-gray", "device": "cpu", "tile": 256, "overlap": 48, "threads": 1,
+                        "precision": "bfloat16", "strength": 1.5, "consistency": "0.3"}.items():
+        w.controls[name].value = value
     assert w.restore_options() == changed
-    w._tile.value = 64  # not larger than twice the overlap: refused before any work
+    w.controls["tile"].value = 64  # not larger than twice the overlap: refused before any work
     w.reset_choices()
     w._image.value = layer
     w.run()
     assert w.worker is None and "twice the overlap" in errors[-1] and len(viewer.layers) == 1
+    assert w._status.value == errors[-1]  # the whole message in the widget too
+
+
+def test_controls_come_from_the_options_metadata(make_napari_viewer, errors):
+    from dataclasses import fields
+
+    from napari_jpeg_restore.device import available_devices
+    from napari_jpeg_restore.options import RestoreOptions
+
+    w = RestoreWidget(make_napari_viewer())
+    for f in fields(RestoreOptions):
+        control = w.controls[f.name]
+        assert control.tooltip == f.metadata["help"]
+        assert (control in w._advanced) == f.metadata["advanced"], f.name  # tile, overlap, threads, precision
+        if f.metadata["span"]:
+            assert (control.min, control.max, control.step) == f.metadata["span"]
+    assert {c.name for c in w._advanced} == {"tile", "overlap", "threads", "precision"}
+    assert not w.advanced_section.isExpanded()
+    assert list(w.controls["device"].choices) == ["auto", *available_devices()]  # only what this machine has
+
+
+def test_the_dock_title_is_not_cut_off(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    dock, _ = viewer.window.add_plugin_dock_widget("napari-jpeg-restore", "Remove JPEG artifacts")
+    title = dock.titleBarWidget().title
+    assert "Remove JPEG artifacts" in title.text()
+    qtbot.waitUntil(lambda: title.width() >= title.sizeHint().width(), timeout=10_000)  # fails if it stays cut
 
 
 def test_preview_restores_the_view_as_run_would_and_run_replaces_it(make_napari_viewer, qtbot, random_weights,
@@ -159,7 +187,7 @@ def test_preview_restores_the_view_as_run_would_and_run_replaces_it(make_napari_
     (layer,) = viewer.open(str(path), plugin="napari-jpeg-restore")
     layer.scale = (2.0, 2.0)
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
-    w._tile.value = 256
+    w.controls["tile"].value = 256
     viewer.scene.camera.center = (2 * 300, 2 * 500)
     viewer.scene.camera.zoom = 4 * viewer.scene.camera.zoom  # a close-up: a part of the image in view
     qtbot.waitUntil(lambda: layer.corner_pixels[1, 0] - layer.corner_pixels[0, 0] < 511, timeout=10_000)

@@ -61,7 +61,8 @@ def test_a_typed_quality_wins_over_the_layers_own_tables(files, random_weights):
         while True:
             next(gen)
     except StopIteration as done:
-        typed = done.value
+        typed = done.value.data
+        assert done.value.tables == "IJG tables of quality 20"
     img = Image.open(files[70])
     as_q20 = restore(img, quantization=facts_from_image(Image.open(files[20])), options=options)
     as_file = restore(img, options=options)

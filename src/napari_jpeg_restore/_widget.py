@@ -4,19 +4,40 @@ run in a napari thread worker with a progress bar and a Stop button."""
 from __future__ import annotations
 
 import time
+from dataclasses import fields
+from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, SpinBox, create_widget
+from magicgui.widgets.bases import ValueWidget
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QDockWidget
+from superqt import QCollapsible
 
-from .device import PRECISIONS, available_devices
 from .errors import RestoreError
-from .layer_data import frame_shape, layer_tables, preview_box, restore_layer_data
-from .options import DEFAULTS, RestoreOptions, option_help
+from .layer_data import LayerResult, frame_shape, layer_tables, preview_box, restore_layer_data
+from .options import DEFAULTS, RestoreOptions
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
+
+
+def option_control(f) -> ValueWidget:
+    """The control for one :class:`RestoreOptions` field, built from its metadata (the source the
+    command line's options come from too): label, help, default, range or choices."""
+    meta = f.metadata
+    shown = meta["none"] if f.default is None else f.default
+    common = {"name": f.name, "tooltip": meta["help"]}
+    if meta["choices"] is not None or isinstance(meta["kind"], tuple):
+        choices = list(meta["kind"]) if isinstance(meta["kind"], tuple) else [meta["none"], *meta["choices"]()]
+        return ComboBox(choices=choices, value=shown, **common)
+    if meta["span"] is not None:
+        low, high, step = meta["span"]
+        spin = FloatSpinBox if meta["kind"] is float else SpinBox
+        return spin(min=low, max=high, step=step, value=shown, **common)
+    return LineEdit(value=str(shown), **common)
 
 
 class RestoreWidget(Container):
@@ -26,36 +47,47 @@ class RestoreWidget(Container):
         self._image = create_widget(annotation="napari.layers.Image", label="image")
         self._tables = ComboBox(label="tables", choices=[FROM_FILE, FROM_QUALITY], value=FROM_FILE)
         self._quality = SpinBox(label="quality", min=1, max=100, value=10, enabled=False)
-        self._model = LineEdit(label="model", value="default", tooltip=option_help("model"))
-        self._device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto",
-                                tooltip=option_help("device"))
-        self._tile = SpinBox(label="tile", min=0, max=8192, step=16, value=DEFAULTS.tile, tooltip=option_help("tile"))
-        self._overlap = SpinBox(label="overlap", min=0, max=512, step=16, value=DEFAULTS.overlap,
-                                tooltip=option_help("overlap"))
-        self._threads = SpinBox(label="threads", min=0, max=256, value=0, tooltip=option_help("threads") + " 0: default")
-        self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value=DEFAULTS.precision,
-                                   tooltip=option_help("precision"))
-        self._strength = FloatSpinBox(label="strength", min=0.25, max=4.0, step=0.05, value=DEFAULTS.strength,
-                                      tooltip=option_help("strength"))
-        self._consistency = LineEdit(label="consistency", value=str(DEFAULTS.consistency),
-                                     tooltip=option_help("consistency"))
+        #: one control per restore option, by field name
+        self.controls = {f.name: option_control(f) for f in fields(RestoreOptions)}
+        advanced = [name for name, f in ((f.name, f) for f in fields(RestoreOptions)) if f.metadata["advanced"]]
+        self._advanced = Container(widgets=[self.controls[n] for n in advanced])
         self._preview = PushButton(text="Preview", tooltip="Restore only the part in view (at most ~1 MP), into "
                                    "a temporary layer: try the settings before the whole image.")
         self._run = PushButton(text="Run")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
+        self._status.native.setWordWrap(True)  # an error's whole message, however long
         # tiles done of all, in the widget itself (napari's activity panel is collapsed by default)
         self._progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
-        self.extend([self._image, self._tables, self._quality, self._model, self._device, self._tile, self._overlap,
-                     self._threads, self._precision, self._strength, self._consistency, self._preview, self._run, self._stop,
-                     self._progress, self._status])
+        self.extend([self._image, self._tables, self._quality,
+                     *(c for n, c in self.controls.items() if n not in advanced)])
+        self.extend([self._preview, self._run, self._stop, self._progress, self._status])
+        self.advanced_section = QCollapsible("Advanced")  # collapsed until opened
+        self.advanced_section.addWidget(self._advanced.native)
+        row = self._preview.native  # the section goes above the buttons: find the Preview row
+        while row.parentWidget() is not self.native:
+            row = row.parentWidget()
+        self.native.layout().insertWidget(self.native.layout().indexOf(row), self.advanced_section)
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
         self._preview.clicked.connect(self.preview)
         self._run.clicked.connect(self.run)
         self._stop.clicked.connect(self.stop)
+        # napari builds the dock's title bar after taking the widget: measure it once events run
+        self.native_parent_changed.connect(lambda *_: QTimer.singleShot(0, self._fit_dock_title))
         self.worker = None
         self._bar = None
-        self._tables_used, self._what, self._started = "", "", 0.0
+        self._tables_used, self._what, self._started, self._failed = "", "", 0.0, False
+
+    def _fit_dock_title(self) -> None:
+        """Docked, be at least as wide as the dock's title bar needs, so the title is not cut off."""
+        parent = self.native.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        bar = parent.titleBarWidget() if parent is not None else None
+        layout = bar.layout() if bar is not None else None
+        if layout is not None:  # napari's bar: buttons, a line and the title
+            need = layout.sizeHint().width() + 2 * layout.spacing()  # the line between takes some too
+            self.native.setMinimumWidth(max(self.native.minimumWidth(), need))
 
     def run(self):
         """Restore the whole layer into a new layer (replacing any preview)."""
@@ -82,13 +114,19 @@ class RestoreWidget(Container):
     def _layer_and_options(self):
         layer = self._image.value
         if layer is None:
-            show_error("Remove JPEG artifacts: choose an image layer first")
+            self._fail("choose an image layer first")
             return None, None
         try:
             return layer, self.restore_options()
         except RestoreError as exc:
-            show_error(f"Remove JPEG artifacts: {exc}")
+            self._fail(exc)
             return None, None
+
+    def _fail(self, problem) -> None:
+        """A notification, and the whole message in the widget (a notification may cut it short)."""
+        self._failed = True
+        self._status.value = f"Remove JPEG artifacts: {problem}"
+        show_error(self._status.value)
 
     def _start(self, layer, data, options, region, on_result, what):
         source = getattr(getattr(layer, "source", None), "path", None)
@@ -97,7 +135,7 @@ class RestoreWidget(Container):
         try:
             self._tables_used = layer_tables(data, **where).origin  # shown while and after it runs
         except RestoreError as exc:  # e.g. the layer's file is a CMYK JPEG
-            show_error(f"Remove JPEG artifacts: {exc}")
+            self._fail(exc)
             return
         self.worker = create_worker(restore_layer_data, data, **where, options=options, region=region,
                                     _ignore_errors=True)  # errors become notifications (errored, below)
@@ -105,20 +143,23 @@ class RestoreWidget(Container):
         self._progress.value, self._progress.max, self._progress.visible = 0, 1, True
         self._started, self._what = time.monotonic(), what
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(on_result)
-        self.worker.errored.connect(lambda exc: show_error(f"Remove JPEG artifacts: {exc}"))
+        self.worker.returned.connect(lambda result: self._on_returned(result, on_result))
+        self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(lambda: show_info(f"Remove JPEG artifacts: stopped, {layer.name} unchanged"))
         self.worker.finished.connect(self._on_finished)
         self._run.enabled, self._preview.enabled, self._stop.enabled = False, False, True
+        self._failed = False
         self._status.value = f"{what[0].lower()}{what[1:]}… (tables: {self._tables_used})"
         self.worker.start()
 
     def restore_options(self) -> RestoreOptions:
         """The options as set in the widget (validated: a bad one raises RestoreError)."""
-        return RestoreOptions(model=self._model.value.strip(), device=self._device.value, tile=self._tile.value,
-                              overlap=self._overlap.value, threads=self._threads.value or None,
-                              precision=self._precision.value, strength=self._strength.value,
-                              consistency=self._consistency.value.strip()).checked()
+        values: dict[str, Any] = {}
+        for f in fields(RestoreOptions):
+            value = self.controls[f.name].value
+            value = value.strip() if isinstance(value, str) else value
+            values[f.name] = None if value == f.metadata["none"] else value
+        return RestoreOptions(**values).checked()
 
     def stop(self):
         if self.worker is not None:
@@ -162,5 +203,10 @@ class RestoreWidget(Container):
         self._progress.value = self._progress.max  # done (or stopped: the bar goes either way)
         self._progress.visible = False
         self._run.enabled, self._preview.enabled, self._stop.enabled = True, True, False
-        self._status.value = f"tables: {self._tables_used}"
+        if not self._failed:
+            self._status.value = f"tables: {self._tables_used}"
         self.worker = None
+
+    def _on_returned(self, result: LayerResult, on_result) -> None:
+        self._tables_used = result.tables  # with the quality found, where the frames' were estimated
+        on_result(result.data)

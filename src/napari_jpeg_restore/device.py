@@ -91,7 +91,7 @@ class _ThreadCount:
     share it while they ask for the same one and otherwise take turns; the count from before the
     first comes back after the last."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._turn = threading.Condition()
         self._holders = 0
         self._value: int | None = None

@@ -10,6 +10,7 @@ upright again after (the product's orientation rule).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,14 @@ PREVIEW_PIXELS = 1_000_000
 
 class LayerError(RestoreError):
     """Layer data the restorer cannot take; the message says which and why."""
+
+
+class LayerResult(NamedTuple):
+    """What :func:`restore_layer_data` returns: the restored array and where its tables came from
+    (for blind frames with the IJG quality found), as said to the user."""
+
+    data: np.ndarray
+    tables: str
 
 
 def frame_shape(data: np.ndarray, rgb: bool) -> tuple[int, ...]:
@@ -72,7 +81,7 @@ def layer_tables(data, *, rgb: bool, metadata: dict | None = None, source_path=N
 def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
                        quality: int | None = None, options: RestoreOptions = DEFAULTS, region=None):
     """Generator: yields (tiles done, total tiles) before each tile and once at the end, and
-    returns the restored array (same shape). Closing it (a Stop button) stops between tiles.
+    returns a :class:`LayerResult` (the restored array, same shape, and its tables' origin). Closing it (a Stop button) stops between tiles.
     With ``region`` (y0, y1, x0, x1 of each upright frame) only the tiles covering it run: a
     preview, exactly what the whole run gives there (the pixels elsewhere come back as they were).
     """
@@ -89,8 +98,9 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
     # one frame from a file: its exact coefficients; stacks and other sources estimate them per frame
     coefficients = coefficients_for(found, stored[0].shape) if len(stored) == 1 and engine.alpha is not None else None
     # no source had tables: each frame's own estimate (the widget shows the origin, so no warning)
-    facts = [found.facts if found.facts is not None or found.estimated else estimate_tables(f, warn=False).facts
-             for f in stored]
+    per_frame = [found if found.facts is not None or found.estimated else estimate_tables(f, warn=False)
+                 for f in stored]
+    facts = [f.facts for f in per_frame]
     box = _stored_region(region, shape, found.orientation)
     total = sum(engine.tile_count(f.shape, ff, box) for f, ff in zip(stored, facts) if ff is not None)
     done, out = 0, np.empty_like(frames)
@@ -103,4 +113,14 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
         out[i] = to_upright(restored, found.orientation)
     if total == 0:  # no frame had tables to restore with: the end is still reported
         yield 0, 0
-    return out.reshape(data.shape)
+    return LayerResult(out.reshape(data.shape), _tables_said(found, per_frame))
+
+
+def _tables_said(found: FoundTables, per_frame: list[FoundTables]) -> str:
+    """Where a layer's tables came from, for the user: the source's, or the frames' estimates."""
+    if found.facts is not None or found.estimated or len(per_frame) == 1:
+        return per_frame[0].origin
+    qualities = sorted({f.quality for f in per_frame if f.quality is not None})
+    span = "" if not qualities else f" (IJG quality {qualities[0]})" if len(qualities) == 1 else \
+        f" (IJG quality {qualities[0]}-{qualities[-1]})"
+    return f"tables estimated from each frame's pixels{span}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from .device import PRECISIONS, pick_device
+from .device import PRECISIONS, available_devices, pick_device
 from .errors import RestoreError
 from .jpeg import GRID
 from .weights import resolve
@@ -20,9 +20,12 @@ class OptionError(RestoreError):
     """An option value that cannot work; the message names the option."""
 
 
-def _help(text: str, kind=str) -> dict:
-    """Field metadata: help text, and the value type a text face (a command line) converts to."""
-    return {"help": text, "kind": kind}
+def _help(text: str, kind=str, *, none=None, choices=None, span=None, advanced: bool = False) -> dict:
+    """Field metadata, what every face builds its control from: the help text; the value type a
+    text face converts to (a tuple: the choices); ``none``: how a face spells the default None
+    ("default", "auto", 0); ``choices``: a function giving the values this machine offers;
+    ``span``: (min, max, step) of a number; ``advanced``: a setting most users leave alone."""
+    return {"help": text, "kind": kind, "none": none, "choices": choices, "span": span, "advanced": advanced}
 
 
 @dataclass(frozen=True)
@@ -31,32 +34,32 @@ class RestoreOptions:
 
     model: str | None = field(default=None, metadata=_help(
         "Model: 'default' (the shipped one for the image's kind), a shipped name or a folder made by "
-        "`qgcn-train export`."))
-    device: str | None = field(default=None, metadata=_help("cpu, cuda, cuda:N or mps (default: best available)."))
+        "`qgcn-train export`.", none="default"))
+    device: str | None = field(default=None, metadata=_help(
+        "cpu, cuda, cuda:N or mps (auto: the best available).", none="auto", choices=available_devices))
     tile: int = field(default=512, metadata=_help(
         f"Window side in pixels: 0 (the whole image at once) or a multiple of {GRID} larger than twice the overlap.",
-        int))
-    overlap: int = field(default=32, metadata=_help(f"Context pixels added on each side of a tile, a multiple of {GRID}.",
-                                                    int))
-    threads: int | None = field(default=None, metadata=_help("CPU threads for torch (default: torch's).", int))
+        int, span=(0, 8192, GRID), advanced=True))
+    overlap: int = field(default=32, metadata=_help(
+        f"Context pixels added on each side of a tile, a multiple of {GRID}.", int, span=(0, 512, GRID), advanced=True))
+    threads: int | None = field(default=None, metadata=_help(
+        "CPU threads for torch (default: torch's; 0 in the widget).", int, none=0, span=(0, 256, 1), advanced=True))
     precision: str = field(default="auto", metadata=_help(
         "auto: bfloat16 autocast on CPUs with native bfloat16 (AVX512-BF16 or AMX; about twice as fast, PSNR "
         "within 0.01 dB), float32 elsewhere; or float32, bfloat16, float16 (autocast; float16 for GPUs).",
-        PRECISIONS))
+        PRECISIONS, advanced=True))
     strength: float = field(default=1.0, metadata=_help(
         "Scales the quantization maps the network sees: > 1 removes more (as if compressed harder), < 1 less.",
-        float))
+        float, span=(0.25, 4.0, 0.05)))
     consistency: str | float = field(default="auto", metadata=_help(
         "Hold the output to the file's quantization intervals: each block's DCT coefficient within "
         "(k ± α)·q of the coded one. auto: the model's own α (its record); a number: that α (0.5: the exact "
         "set; smaller: nearer the coded values); off: no projection.", str))
 
     def __post_init__(self):
-        # "default" and "auto" are how text fields spell the default; store them as None
-        if self.model in ("", "default"):
-            object.__setattr__(self, "model", None)
-        if self.device in ("", "auto"):
-            object.__setattr__(self, "device", None)
+        for f in fields(self):  # how text faces spell the default ("default", "auto"): stored as None
+            if isinstance(f.metadata["none"], str) and getattr(self, f.name) in ("", f.metadata["none"]):
+                object.__setattr__(self, f.name, None)
         for name in ("tile", "overlap"):  # one rule, for every face: a value off the grid is refused
             value = getattr(self, name)
             if value < 0 or value % GRID:
@@ -106,10 +109,6 @@ def _consistency(value) -> str | float:
 
 
 DEFAULTS = RestoreOptions()
-
-
-def option_help(name: str) -> str:
-    return next(f.metadata["help"] for f in fields(RestoreOptions) if f.name == name)
 
 
 def click_options(skip: tuple[str, ...] = ()):

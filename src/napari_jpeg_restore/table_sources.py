@@ -43,13 +43,15 @@ class FoundTables:
     with :func:`estimate_tables`), or the pixels show no JPEG quantization (``estimated``: never a
     JPEG, nothing to restore). ``orientation``: the EXIF orientation that turns the stored pixels
     upright (1 when the pixels are stored). ``path``: the JPEG file the facts were read from, whose
-    quantized coefficients are then the exact ones (:func:`coefficients_for`)."""
+    quantized coefficients are then the exact ones (:func:`coefficients_for`). ``quality``: the
+    IJG quality estimated tables were found to be, if they are of that family."""
 
     facts: JpegFacts | None
     orientation: int
     origin: str
     path: str | None = None
     estimated: bool = False
+    quality: int | None = None
 
 
 def is_jpeg_file(img) -> bool:
@@ -132,7 +134,7 @@ def estimate_tables(pixels: np.ndarray, subsampling: str | None = None, source: 
                           BlindModeWarning, stacklevel=4)
         return FoundTables(None, 1, NEVER_JPEG, estimated=True)
     quality = f" (IJG quality {found.quality})" if found.quality is not None else ""
-    return FoundTables(facts, 1, f"tables estimated from the pixels{quality}", estimated=True)
+    return FoundTables(facts, 1, f"tables estimated from the pixels{quality}", estimated=True, quality=found.quality)
 
 
 def coefficients_for(found: FoundTables, stored_shape: tuple[int, ...]) -> Coefficients | None:
