@@ -7,7 +7,6 @@ is a function of (seed, step), so ``resume`` continues bit for bit on the CPU.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import signal
@@ -27,17 +26,14 @@ from napari_jpeg_restore.model import PRESETS, VARIANTS, build_model, preset
 from napari_jpeg_restore.network_io import NetworkIO, display_space, to_pixels
 from napari_jpeg_restore.weights import load_model
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .bookkeeping import Bookkeeping
+from .checkpoint import load_checkpoint
 from .data import CROP, JpegVariety, PatchSampler, encode_bytes, load_pool
 from .metrics import psnr
 from .warm_start import warm_start
 
 VAL_QUALITIES = (10, 30, 50, 90)
 VAL_CROP = 256
-#: log.csv's columns, in order: the header and every row are written from this one list
-LOG_COLUMNS = ("step", "loss", "lr", "val_psnr", "val_jpeg_psnr", "elapsed_s", "data_wait_share", "cpu_s", "val_ema_psnr")
-#: A validation this far below the best one means the run diverged (noise is ~0.05 dB).
-DIVERGED_DB = 1.0
 SCHEDULES = ("step", "cosine")
 LOSSES = ("l1", "balanced")
 #: The balanced loss's floor on a patch's JPEG error (half a grey level): a near-lossless patch
@@ -247,14 +243,13 @@ def _init_gaussian(model, std=0.01):
 
 
 class Trainer:
-    """One run, in named steps: :meth:`build` the network and optimizer, :meth:`resume` a
-    checkpoint, :meth:`prepare_data`, then :meth:`fit` (one :meth:`train_step` at a time, with
-    :meth:`validate` and :meth:`save` as they fall due)."""
+    """One run. Set-up: :meth:`build` the network and optimizer, :meth:`resume` a checkpoint,
+    :meth:`prepare_data`; the step: :meth:`train_step`, driven by :meth:`fit`; the bookkeeping
+    (log, checkpoints, roll-backs) is :class:`~qgcn_training.bookkeeping.Bookkeeping`'s."""
 
     def __init__(self, s: TrainSettings):
         self.s = s
         self.out = Path(s.out)  # made once the data is known to train on: a failed start leaves none
-        self.checkpoint_path, self.log_path = self.out / "checkpoint.pt", self.out / "log.csv"
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.device = pick_device(s.device)
         self.rank, self.world = 0, 1
@@ -267,9 +262,7 @@ class Trainer:
         if s.threads:
             torch.set_num_threads(s.threads)
         self.step, self.elapsed, self.cpu_seconds = 0, 0.0, 0.0
-        self.resumed_at: list[int] = []  # the steps this run was resumed at, oldest first
-        # divergence guard: the best validation, and (diverged at, rolled back to) step pairs
-        self.best_val, self.lr_scale, self.rollbacks = -math.inf, 1.0, []
+        self.book = Bookkeeping(self.out, writes=self.rank == 0)
 
     def build(self) -> None:
         s = self.s
@@ -298,14 +291,12 @@ class Trainer:
     def resume(self) -> bool:
         """Continue from the run folder's checkpoint, if there is one (model, EMA, optimizer,
         random state and counters; the learning rate follows from the counters)."""
-        if not self.checkpoint_path.exists():
+        if not self.book.checkpoint_path.exists():
             return False
-        ck = load_checkpoint(self.checkpoint_path)
+        ck = load_checkpoint(self.book.checkpoint_path)
         self._load_state(ck)
         self.elapsed, self.cpu_seconds = ck["elapsed"], ck["cpu_seconds"]
-        self.best_val, self.lr_scale = ck["best_val"], ck["lr_scale"]
-        self.rollbacks = [tuple(r) for r in ck["rollbacks"]]
-        self.resumed_at = [*ck["resumed_at"], self.step]
+        self.book.resume(ck)
         return True
 
     def _load_state(self, ck: dict) -> None:
@@ -317,32 +308,25 @@ class Trainer:
         torch.set_rng_state(ck["rng"])
         self.step = ck["step"]
 
-    @property
-    def good_path(self) -> Path:
-        """The state at the last validation that was not a divergence: what a roll-back loads."""
-        return self.checkpoint_path.with_name("last-good.pt")
-
     def check_divergence(self, val: float | None) -> None:
         """After a validation: keep this state as the last good one, or, if the run diverged
         (validation far below its best, or not a number), roll back to the last good state and
         halve the learning rate from there. Every rank takes rank 0's decision."""
-        diverged = val is not None and not val >= self.best_val - DIVERGED_DB
+        diverged = self.book.diverged(val)
         if self.distributed:
             flag = torch.tensor([float(diverged)], device=self.device)  # nccl broadcasts GPU tensors
             torch.distributed.broadcast(flag, 0)
             diverged = bool(flag.item())
         if not diverged:
             if val is not None:
-                self.best_val = max(self.best_val, val)
-                save_checkpoint(self.state(), self.good_path)
+                self.book.keep(val, self.state())
             return
-        if not self.good_path.exists():
+        if not self.book.good_path.exists():
             raise TrainingDiverged(f"{self.s.out}: the run diverged at step {self.step} (validation {val:.2f} dB) "
                                     "before any good state was kept; start again with a lower --lr")
         diverged_at = self.step
-        self._load_state(load_checkpoint(self.good_path))
-        self.lr_scale /= 2
-        self.rollbacks.append((diverged_at, self.step))
+        self._load_state(load_checkpoint(self.book.good_path))
+        self.book.rolled_back(diverged_at, self.step)
 
     def prepare_data(self, resumed: bool) -> None:
         s = self.s
@@ -351,8 +335,7 @@ class Trainer:
         self.sampler = PatchSampler(pool, self.io, patch=s.patch, variety=JpegVariety(**s.variety), seed=s.seed,
                                     with_coefficients=s.consistency is not None)
         self.validator = Validator([p for p, _ in held], self.io, s.consistency) if held and self.rank == 0 else None
-        if self.rank == 0 and not (resumed and self.log_path.exists()):
-            self.log_path.write_text(",".join(LOG_COLUMNS) + "\n")
+        self.book.start_log(resumed)
 
     @property
     def precision(self) -> str:
@@ -377,7 +360,7 @@ class Trainer:
         if self.s.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip_grad)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.s.learning_rate(self.step, self.elapsed, self.lr_scale)
+            group["lr"] = self.s.learning_rate(self.step, self.elapsed, self.book.lr_scale)
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -394,26 +377,21 @@ class Trainer:
                "val_psnr": f"{val:.3f}", "val_jpeg_psnr": f"{base:.3f}", "elapsed_s": f"{self.elapsed:.0f}",
                "data_wait_share": f"{data_wait_share:.3f}", "cpu_s": f"{self.cpu_seconds:.1f}",
                "val_ema_psnr": f"{val_ema:.3f}"}
-        with open(self.log_path, "a", newline="") as f:
-            csv.DictWriter(f, LOG_COLUMNS).writerow(row)  # a key missing from the list fails here
+        self.book.log(row)
         ema = f", moving average {val_ema:.3f}" if self.ema else ""
         tqdm.write(f"step {self.step}: validation {val:.3f} dB{ema} (JPEG {base:.3f})")
         return val
 
     def state(self, ranks_identical=None) -> dict:
+        """What a checkpoint holds but the bookkeeping's counters (which it adds)."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "ema": self.ema.state_dict() if self.ema else None, "rng": torch.get_rng_state(),
                 "step": self.step, "elapsed": self.elapsed, "cpu_seconds": self.cpu_seconds,
                 "settings": asdict(self.s), "config": self.config.to_dict(), "world_size": self.world,
-                "ranks_identical": ranks_identical, "resumed_at": self.resumed_at, "best_val": self.best_val,
-                "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+                "ranks_identical": ranks_identical,
                 # what ran, where the settings say "auto" or name no device
                 "ran": {"device": str(self.device), "precision": self.precision,
                         "layout": "channels-last" if self.layout == torch.channels_last else "contiguous"}}
-
-    def save(self, ranks_identical=None) -> None:
-        if self.rank == 0:
-            save_checkpoint(self.state(ranks_identical), self.checkpoint_path)
 
     def _done(self, started: float) -> bool:
         s = self.s
@@ -446,7 +424,7 @@ class Trainer:
                 self.check_divergence(val)
                 losses = []
             if time.time() - last_save >= s.checkpoint_minutes * 60:
-                self.save()
+                self.book.save(self.state())
                 last_save = time.time()
         bar.close()
 
@@ -458,10 +436,10 @@ class Trainer:
             gathered = [torch.empty_like(flat) for _ in range(self.world)]
             torch.distributed.all_gather(gathered, flat)
             ranks_identical = all(torch.equal(gathered[0], g) for g in gathered)
-        self.save(ranks_identical)
+        self.book.save(self.state(ranks_identical))
         if self.distributed:
             torch.distributed.destroy_process_group()
-        return self.checkpoint_path
+        return self.book.checkpoint_path
 
 
 def train(s: TrainSettings, resume: bool = False) -> Path:

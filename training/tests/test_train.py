@@ -99,6 +99,27 @@ def test_a_diverging_run_rolls_back_to_its_last_good_state_at_a_lower_rate(pool_
     assert float(rows[-1]["val_psnr"]) >= ck["best_val"] - 1  # ... and ends near its best, not diverged
 
 
+def test_the_divergence_rule_and_its_roll_back_against_their_formulas(tmp_path):
+    from qgcn_training.bookkeeping import DIVERGED_DB, Bookkeeping
+    from qgcn_training.checkpoint import load_checkpoint
+
+    book = Bookkeeping(tmp_path)
+    assert not book.diverged(None) and not book.diverged(20.0)  # nothing measured yet: no best to fall from
+    book.keep(30.0, {"step": 4})
+    assert book.diverged(float("nan")) and book.diverged(30.0 - DIVERGED_DB - 0.01)
+    assert not book.diverged(30.0 - DIVERGED_DB + 0.01)
+    book.rolled_back(6, 4)
+    book.rolled_back(9, 8)
+    assert book.lr_scale == 0.25 and book.rollbacks == [(6, 4), (9, 8)]
+    book.save({"step": 10})
+    saved = load_checkpoint(book.checkpoint_path)
+    assert saved["best_val"] == 30.0 and saved["lr_scale"] == 0.25 and saved["rollbacks"] == [(6, 4), (9, 8)]
+    assert load_checkpoint(book.good_path)["step"] == 4
+    again = Bookkeeping(tmp_path)
+    again.resume(saved)
+    assert again.counters() == {**book.counters(), "resumed_at": [10]}
+
+
 def test_cosine_plan_runs_from_lr_to_lr_final_over_whichever_budget_ends_first():
     from qgcn_training.train import TrainSettings
 
