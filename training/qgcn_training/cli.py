@@ -46,36 +46,42 @@ def settings_options(command):
     return command
 
 
+#: The JpegVariety shares ``qgcn-train train`` offers, those whose field has help.
+VARIETY_OPTIONS = tuple(f for f in fields(JpegVariety) if "help" in f.metadata)
+
+
+def variety_options(command):
+    """One ``--name`` option per :data:`VARIETY_OPTIONS` field, from its metadata: each changes the
+    variety the run starts from (the default, --paper's, or a continued lineage's)."""
+    for f in reversed(VARIETY_OPTIONS):
+        command = click.option("--" + f.name.replace("_", "-"), f.name, type=click.FloatRange(0, 1),
+                               help=f"{f.metadata['help']} [default: {f.default}]")(command)
+    return command
+
+
 @main.command()
 @settings_options
 @click.option("--paper", is_flag=True, help="The paper's JPEG setting: IJG tables, QF 1..60, 4:2:0 only.")
-@click.option("--double-share", type=float, help="Share of double-compressed patches.")
-@click.option("--high-share", type=float, help="Share of patches coded at QF 61..100 (default 0.3).")
-@click.option("--synthetic-share", type=float,
-              help="Share of patches drawn as text, line art, shapes, gradients, screenshots (default 0.15).")
+@variety_options
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--continue", "continue_from", type=click.Path(exists=True, file_okay=False),
               help="Go on with a lineage parked by `qgcn-train export` (e.g. training/continue/NAME): its weights, "
                    "settings and place in the plan; options given here override its settings.")
 @click.pass_context
-def train(ctx, resume, continue_from, paper, double_share, high_share, synthetic_share, **opts):
+def train(ctx, resume, continue_from, paper, **opts):
     """Train a model; Ctrl-C or SIGTERM ends after a checkpoint."""
     from .train import TrainingStopped
     from .train import train as run
 
+    changes = {f.name: v for f in VARIETY_OPTIONS if (v := opts.pop(f.name)) is not None}
     if continue_from:
         opts = _continued(ctx, continue_from, opts)
     if not opts["data"]:
         raise click.UsageError("give at least one --data folder (or --continue a parked lineage)")
     continued_variety = opts.pop("variety", None)  # a continued lineage's JPEG variety, which --paper replaces
-    variety = dict(continued_variety) if continued_variety and not paper else \
-        asdict(JpegVariety.paper() if paper else JpegVariety())
-    if double_share is not None:
-        variety["double_share"] = double_share
-    if high_share is not None:
-        variety["low_share"] = 1.0 - high_share
-    if synthetic_share is not None:
-        variety["synthetic_share"] = synthetic_share
+    base = JpegVariety.from_dict(continued_variety) if continued_variety and not paper else \
+        JpegVariety.paper() if paper else JpegVariety()
+    variety = {**asdict(base), **changes}
     opts["data"] = list(opts["data"])
     try:
         settings = TrainSettings(**opts, variety=variety)

@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,30 +33,45 @@ JPEG_GT_MAX_QF = 85  # ground truths that are JPEGs carry q95-like error of thei
 SHIFT_MARGIN = 8  # extra pixels drawn so double compression can shift its grid
 
 
+def _share(default: float, help: str) -> Any:
+    """A JpegVariety share that ``qgcn-train train`` offers as ``--name`` (see
+    :func:`qgcn_training.cli.variety_options`)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class JpegVariety:
     """How training patches are JPEG-coded. ``paper()`` is the paper's setting.
 
-    Quality: with probability ``low_share`` uniform in ``low_qf``, else uniform in ``high_qf``.
+    Quality: with probability ``high_share`` uniform in ``high_qf``, else uniform in ``low_qf``.
     Tables: a family drawn by ``families`` weights (see :func:`make_tables`).
     """
 
     low_qf: tuple[int, int] = (1, 60)
     high_qf: tuple[int, int] = (61, 100)
-    low_share: float = 0.7
+    high_share: float = _share(0.3, "Share of patches coded at a high quality (61..100).")
     subsamplings: dict = field(
         default_factory=lambda: {"4:2:0": 0.45, "4:4:4": 0.2, "4:2:2": 0.2, "4:4:0": 0.075, "4:1:1": 0.075})
     families: dict = field(
         default_factory=lambda: {"ijg": 0.5, "ijg16": 0.05, "perturbed": 0.2, "flat": 0.075, "tilted": 0.1,
                                  "shared": 0.075})
-    double_share: float = 0.1
+    double_share: float = _share(0.1, "Share of double-compressed patches.")
     shifted_share: float = 0.5  # of double-compressed patches, those whose grid moves between saves
-    synthetic_share: float = 0.15  # patches drawn as text, line art, shapes, gradients, screenshots
+    synthetic_share: float = _share(0.15, "Share of patches drawn as text, line art, shapes, gradients, screenshots.")
 
     @classmethod
     def paper(cls) -> "JpegVariety":
-        return cls(low_share=1.0, subsamplings={"4:2:0": 1.0}, families={"ijg": 1.0}, double_share=0.0,
+        return cls(high_share=0.0, subsamplings={"4:2:0": 1.0}, families={"ijg": 1.0}, double_share=0.0,
                    synthetic_share=0.0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "JpegVariety":
+        """A variety as settings and records store it; records before ``high_share`` stored its
+        complement, ``low_share``."""
+        d = dict(d)
+        if "low_share" in d:
+            d["high_share"] = 1.0 - d.pop("low_share")
+        return cls(**d)
 
 
 def _pick(rng, weights: dict):
@@ -188,7 +204,7 @@ class PatchSampler:
                 region = region[:, ::-1]
             if rng.random() < 0.5:
                 region = region[::-1]
-        quality = int(rng.integers(*v.low_qf, endpoint=True) if rng.random() < v.low_share
+        quality = int(rng.integers(*v.low_qf, endpoint=True) if rng.random() < 1.0 - v.high_share
                       else rng.integers(*v.high_qf, endpoint=True))
         if gt_is_jpeg:
             quality = min(quality, JPEG_GT_MAX_QF)

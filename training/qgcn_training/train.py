@@ -332,7 +332,7 @@ class Trainer:
         s = self.s
         held, pool = split_pool(s)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.sampler = PatchSampler(pool, self.io, patch=s.patch, variety=JpegVariety(**s.variety), seed=s.seed,
+        self.sampler = PatchSampler(pool, self.io, patch=s.patch, variety=JpegVariety.from_dict(s.variety), seed=s.seed,
                                     with_coefficients=s.consistency is not None)
         self.validator = Validator([p for p, _ in held], self.io, s.consistency) if held and self.rank == 0 else None
         self.book.start_log(resumed)

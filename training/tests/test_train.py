@@ -452,7 +452,7 @@ def test_init_from_grows_a_unet_a_full_resolution_path_and_refuses_other_network
 def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
     _train(["--data", str(pool_dir), "--out", str(tmp_path), *BASE, "--steps", "0", "--high-share", "0.6"])
     variety = _weights(tmp_path)["settings"]["variety"]
-    assert variety["low_share"] == pytest.approx(0.4) and tuple(variety["high_qf"]) == (61, 100)
+    assert variety["high_share"] == 0.6 and tuple(variety["high_qf"]) == (61, 100)
     assert variety["synthetic_share"] == 0.15
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0", "--synthetic-share", "0.4"])
     assert _weights(tmp_path / "b")["settings"]["variety"]["synthetic_share"] == 0.4

@@ -42,12 +42,12 @@ def test_subsamplings_pillow_cannot_write(sub, sampling):
 
 def test_paper_setting():
     v = JpegVariety.paper()
-    assert v.low_qf == (1, 60) and v.low_share == 1 and v.families == {"ijg": 1.0} and v.double_share == 0
+    assert v.low_qf == (1, 60) and v.high_share == 0 and v.families == {"ijg": 1.0} and v.double_share == 0
 
 
 def test_double_compression_and_jpeg_ground_truth_cap():
     pool = [(np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8), True)]
-    v = JpegVariety(double_share=1.0, shifted_share=0.5, low_share=0.0, high_qf=(90, 100), families={"ijg": 1.0},
+    v = JpegVariety(double_share=1.0, shifted_share=0.5, high_share=1.0, high_qf=(90, 100), families={"ijg": 1.0},
                     synthetic_share=0.0)  # drawn patches are not JPEGs: no cap for them
     sampler = PatchSampler(pool, NetworkIO(preset("tiny"), global_on=False), patch=64, variety=v)
     for k in range(20):
@@ -66,7 +66,7 @@ def test_double_compression_shifts_the_first_grid(shifted_share):
     with Image.open(need(DATA / "LIVE1" / "parrots.png")) as im:
         pool = [(np.asarray(im.convert("RGB")), False)]
     # the second coding at QF 100 is nearly invisible: the blocking blind mode finds is the first one's
-    v = JpegVariety(double_share=1.0, shifted_share=shifted_share, low_share=0.0, high_qf=(100, 100),
+    v = JpegVariety(double_share=1.0, shifted_share=shifted_share, high_share=1.0, high_qf=(100, 100),
                     families={"ijg": 1.0}, subsamplings={"4:4:4": 1.0})
     sampler = PatchSampler(pool, NetworkIO(preset("tiny"), global_on=False), patch=192, variety=v)
     found = [estimate(np.asarray(sampler.sample(np.random.default_rng(k))[1])) for k in range(12)]
@@ -101,3 +101,9 @@ def test_16_bit_tables_are_coded_without_libjpeg_lines_on_the_console(capfd):
     assert max(facts_from_image(im).tables[0].ravel()) > 255  # the 16-bit table is in the file
     captured = capfd.readouterr()
     assert "too coarse" not in captured.err and "too coarse" not in captured.out
+
+
+def test_records_before_high_share_read_as_its_complement():
+    # training/continue/unet-colour's record, and the shipped models', store low_share
+    assert JpegVariety.from_dict({"low_share": 0.4}).high_share == pytest.approx(0.6)
+    assert JpegVariety.from_dict({"high_share": 0.2}) == JpegVariety(high_share=0.2)
