@@ -16,7 +16,6 @@ from pathlib import Path
 import click
 from PIL import Image, UnidentifiedImageError
 
-from .engine import RestoreCancelled
 from .errors import RestoreError
 from .image_restore import restore
 from .jpeg import JPEG_SUFFIXES
@@ -107,7 +106,7 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # blind mode is expected for non-JPEG inputs
             out = restore(im, options=gray_options if im.mode in ("L", "LA") else options)
-    except (RestoreError, RestoreCancelled) as exc:  # a bug is not a failed file: it keeps its traceback
+    except RestoreError as exc:  # a bug is not a failed file: it keeps its traceback
         raise FileFailed(str(exc) if str(src) in str(exc) else f"{src}: {exc}") from None
     if "exif" in im.info:
         out.info["exif"] = im.info["exif"]
