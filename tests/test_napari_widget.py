@@ -220,3 +220,21 @@ def test_the_readme_screenshot_script_runs(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     with Image.open(out) as im:
         assert im.width > 800 and im.height > 500
+
+
+def test_a_folder_of_frames_opens_as_one_stack_and_each_frame_keeps_its_tables(make_napari_viewer, qtbot, tmp_path,
+                                                                               random_weights, errors):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, q in enumerate((15, 60)):
+        data_image("LIVE1/parrots.png").crop((50 * i, 0, 50 * i + 128, 96)).save(folder / f"{i}.jpg", quality=q)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(folder), plugin="napari-jpeg-restore")
+    assert layer.data.shape == (2, 96, 128, 3)
+    w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    _run(w, qtbot)
+    assert not errors and w._status.value == "tables: the file's tables (layer metadata)"
+    restored = viewer.layers["frames restored"].data
+    for i in range(2):
+        alone = restore(Image.open(folder / f"{i}.jpg"), model=random_weights["colour"])
+        assert np.array_equal(restored[i], np.asarray(alone))

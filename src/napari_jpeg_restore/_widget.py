@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QDockWidget
 from superqt import QCollapsible
 
 from .errors import RestoreError
-from .layer_data import LayerResult, frame_shape, layer_tables, preview_box, restore_layer_data
+from .layer_data import LayerResult, frame_metadata, frame_shape, layer_tables, preview_box, restore_layer_data
 from .options import DEFAULTS, RestoreOptions
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
@@ -101,15 +101,15 @@ class RestoreWidget(Container):
         layer, options = self._layer_and_options()
         if layer is None:
             return
-        data = layer.data
-        if data.ndim > (3 if layer.rgb else 2):  # a stack: the frame on screen
-            step = int(round(layer.world_to_data(self._viewer.dims.point)[0]))
-            data = data[min(max(step, 0), data.shape[0] - 1)]
+        data, metadata = layer.data, layer.metadata
+        if data.ndim > (3 if layer.rgb else 2):  # a stack: the frame on screen, with its own facts
+            step = min(max(int(round(layer.world_to_data(self._viewer.dims.point)[0])), 0), data.shape[0] - 1)
+            data, metadata = data[step], frame_metadata(metadata, step)
         box = preview_box(frame_shape(data, layer.rgb), layer.corner_pixels[:, -2:])
         # tiles are what keep a preview small: a whole-image setting previews with the default tile
         options = options.replace(tile=options.tile or DEFAULTS.tile)
         self._start(layer, data, options, box, lambda out: self._show_preview(layer, out, box),
-                    f"Previewing {layer.name}")
+                    f"Previewing {layer.name}", metadata)
 
     def _layer_and_options(self):
         layer = self._image.value
@@ -128,9 +128,10 @@ class RestoreWidget(Container):
         self._status.value = f"Remove JPEG artifacts: {problem}"
         show_error(self._status.value)
 
-    def _start(self, layer, data, options, region, on_result, what):
+    def _start(self, layer, data, options, region, on_result, what, metadata=None):
         source = getattr(getattr(layer, "source", None), "path", None)
-        where = {"rgb": layer.rgb, "metadata": dict(layer.metadata), "source_path": source,
+        where = {"rgb": layer.rgb, "metadata": dict(layer.metadata if metadata is None else metadata),
+                 "source_path": source,
                  "quality": self._quality.value if self._tables.value == FROM_QUALITY else None}
         try:
             self._tables_used = layer_tables(data, **where).origin  # shown while and after it runs

@@ -10,6 +10,7 @@ upright again after (the product's orientation rule).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
@@ -70,12 +71,31 @@ def _stored_region(region, shape, orientation: int):
     return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
 
 
-def layer_tables(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
-                 quality: int | None = None) -> FoundTables:
-    """The tables a layer is restored with (see :func:`~napari_jpeg_restore.table_sources.find_tables`):
-    ``facts`` None means each frame's are estimated from its pixels."""
-    return find_tables(colour=rgb, source=str(source_path or "<layer>"), quality=quality, metadata=metadata,
-                       path=source_path, shape=frame_shape(np.asarray(data), rgb))
+def frame_tables(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
+                 quality: int | None = None) -> list[FoundTables]:
+    """The tables each frame of a layer is restored with (see
+    :func:`~napari_jpeg_restore.table_sources.find_tables`): a stack our reader opened holds each
+    file's facts in ``metadata["frames"]``; other layers have one source for all their frames.
+    ``facts`` None: that frame's are estimated from its pixels. Reads only ``data.shape``."""
+    shape = frame_shape(data, rgb)
+    count = math.prod(data.shape[: data.ndim - len(shape)])
+    files = (metadata or {}).get("frames")
+    if files is not None and len(files) == count:
+        return [find_tables(colour=rgb, source=m.get("path", "<frame>"), quality=quality, metadata=m, path=m.get("path"),
+                            shape=shape) for m in files]
+    return [find_tables(colour=rgb, source=str(source_path or "<layer>"), quality=quality, metadata=metadata,
+                        path=source_path, shape=shape)] * count
+
+
+def layer_tables(data, **where) -> FoundTables:
+    """The first frame's :func:`frame_tables`: what a layer's tables are, said before it runs."""
+    return frame_tables(data, **where)[0]
+
+
+def frame_metadata(metadata: dict, index: int) -> dict:
+    """The metadata of frame ``index`` of a layer alone (a preview of the frame on screen)."""
+    files = metadata.get("frames")
+    return files[index] if files is not None and 0 <= index < len(files) else metadata
 
 
 def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
@@ -92,35 +112,41 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
         raise LayerError(f"cannot restore a layer of shape {data.shape} (rgb={rgb}); expected H×W[×3] or a stack of them")
     shape = frame_shape(data, rgb)
     frames = data.reshape(-1, *shape)
-    found = layer_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
+    sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
     engine = Engine.for_kind(options, rgb)
-    stored = [to_stored(f, found.orientation) for f in frames]
-    # one frame from a file: its exact coefficients; stacks and other sources estimate them per frame
-    coefficients = coefficients_for(found, stored[0].shape) if len(stored) == 1 and engine.alpha is not None else None
+    stored = [to_stored(f, found.orientation) for f, found in zip(frames, sources)]
     # no source had tables: each frame's own estimate (the widget shows the origin, so no warning)
     per_frame = [found if found.facts is not None or found.estimated else estimate_tables(f, warn=False)
-                 for f in stored]
+                 for f, found in zip(stored, sources)]
     facts = [f.facts for f in per_frame]
-    box = _stored_region(region, shape, found.orientation)
-    total = sum(engine.tile_count(f.shape, ff, box) for f, ff in zip(stored, facts) if ff is not None)
+    boxes = [_stored_region(region, shape, found.orientation) for found in sources]
+    total = sum(engine.tile_count(f.shape, ff, box) for f, ff, box in zip(stored, facts, boxes) if ff is not None)
     done, out = 0, np.empty_like(frames)
-    for i, (frame, frame_facts) in enumerate(zip(stored, facts)):
+    # a file's exact coefficients go to the one frame that is that file (not to every frame of a
+    # stack that names one source), and only if the file still holds it (coefficients_for)
+    files = Counter(found.path for found in sources)
+    for i, (frame, frame_facts, found, box) in enumerate(zip(stored, facts, sources, boxes)):
         restored = frame
         if frame_facts is not None:
+            own = engine.alpha is not None and found.path is not None and files[found.path] == 1
+            coefficients = coefficients_for(found, frame.shape) if own else None
             restored = yield from engine.iter_tiles(frame, frame_facts, coefficients=coefficients, before=done, of=total,
                                                     region=box)
             done += engine.tile_count(frame.shape, frame_facts, box)
         out[i] = to_upright(restored, found.orientation)
     if total == 0:  # no frame had tables to restore with: the end is still reported
         yield 0, 0
-    return LayerResult(out.reshape(data.shape), _tables_said(found, per_frame))
+    return LayerResult(out.reshape(data.shape), _tables_said(per_frame))
 
 
-def _tables_said(found: FoundTables, per_frame: list[FoundTables]) -> str:
-    """Where a layer's tables came from, for the user: the source's, or the frames' estimates."""
-    if found.facts is not None or found.estimated or len(per_frame) == 1:
-        return per_frame[0].origin
+def _tables_said(per_frame: list[FoundTables]) -> str:
+    """Where a layer's tables came from, for the user: the one origin all frames share, or a
+    summary with the span of IJG qualities the frames' estimates were found to be."""
+    origins = {f.origin for f in per_frame}
+    if len(origins) == 1:
+        return origins.pop()
     qualities = sorted({f.quality for f in per_frame if f.quality is not None})
     span = "" if not qualities else f" (IJG quality {qualities[0]})" if len(qualities) == 1 else \
         f" (IJG quality {qualities[0]}-{qualities[-1]})"
-    return f"tables estimated from each frame's pixels{span}"
+    some = "from each frame's file, else " if any(not f.estimated for f in per_frame) else ""
+    return f"tables {some}estimated from each frame's pixels{span}"
