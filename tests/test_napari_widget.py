@@ -232,9 +232,11 @@ def test_a_folder_of_frames_opens_as_one_stack_and_each_frame_keeps_its_tables(m
     (layer,) = viewer.open(str(folder), plugin="napari-jpeg-restore")
     assert layer.data.shape == (2, 96, 128, 3)
     w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
-    _run(w, qtbot)
-    assert not errors and w._status.value == "tables: the file's tables (layer metadata)"
+    w.run()  # a lazy stack gives a lazy result at once: no worker, nothing restored yet
+    assert w.worker is None and not errors
+    assert w._status.value == "frames restored lazily: each frame when it is shown (tables: the file's tables (layer metadata))"
     restored = viewer.layers["frames restored"].data
-    for i in range(2):
+    assert not isinstance(restored, np.ndarray) and restored.shape == layer.data.shape
+    for i in range(2):  # computed as napari shows them, each with its own file's tables
         alone = restore(Image.open(folder / f"{i}.jpg"), model=random_weights["colour"])
-        assert np.array_equal(restored[i], np.asarray(alone))
+        assert np.array_equal(np.asarray(restored[i]), np.asarray(alone))

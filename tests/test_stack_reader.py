@@ -73,3 +73,28 @@ def test_what_is_not_all_jpeg_is_left_to_other_readers(tmp_path):
     PHOTO.crop((0, 0, 16, 16)).save(tmp_path / "y.jpg")
     assert napari_get_reader([str(tmp_path / "y.jpg"), str(tmp_path / "x.png")]) is None
     assert napari_get_reader(str(tmp_path)) is not None  # the folder now has one
+
+
+def test_a_lazy_restoration_restores_only_the_frames_computed(frames, random_weights, monkeypatch):
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.layer_data import restore_lazily
+
+    ((data, kwargs, _),) = napari_get_reader(str(frames))(str(frames))
+    runs = []
+    iter_tiles = Engine.iter_tiles
+
+    def counted(self, pixels, facts, **kw):
+        runs.append(facts.source)
+        return (yield from iter_tiles(self, pixels, facts, **kw))
+
+    monkeypatch.setattr(Engine, "iter_tiles", counted)
+    options = RestoreOptions(model=str(random_weights["colour"]))
+    lazy = restore_lazily(data, rgb=True, metadata=kwargs["metadata"], options=options)
+    assert lazy.shape == data.shape and runs == []  # nothing restored to make it
+    one = np.asarray(lazy[1])
+    assert len(runs) == 1  # that frame only
+    np.asarray(lazy[1])
+    assert len(runs) == 1  # kept, not restored again
+    whole = np.asarray(lazy)
+    assert len(runs) == 3 and np.array_equal(whole[1], one)
+    assert np.array_equal(one, np.asarray(restore(Image.open(frames / "f1.jpg"), options=options)))

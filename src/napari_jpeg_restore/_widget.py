@@ -18,7 +18,15 @@ from qtpy.QtWidgets import QDockWidget
 from superqt import QCollapsible
 
 from .errors import RestoreError
-from .layer_data import LayerResult, frame_metadata, frame_shape, layer_tables, preview_box, restore_layer_data
+from .layer_data import (
+    LayerResult,
+    frame_metadata,
+    frame_shape,
+    layer_tables,
+    preview_box,
+    restore_layer_data,
+    restore_lazily,
+)
 from .options import DEFAULTS, RestoreOptions
 
 FROM_FILE, FROM_QUALITY = "file tables, else estimated", "quality factor below"
@@ -92,9 +100,32 @@ class RestoreWidget(Container):
     def run(self):
         """Restore the whole layer into a new layer (replacing any preview)."""
         layer, options = self._layer_and_options()
-        if layer is not None:
-            self._start(layer, layer.data, options, None, lambda data: self._add_result(layer, data),
-                        f"Restoring {layer.name}")
+        if layer is None:
+            return
+        if not isinstance(layer.data, np.ndarray) and layer.data.ndim > (3 if layer.rgb else 2):
+            self._restore_lazily(layer, options)
+            return
+        self._start(layer, layer.data, options, None, lambda data: self._add_result(layer, data),
+                    f"Restoring {layer.name}")
+
+    def _restore_lazily(self, layer, options) -> None:
+        """A lazy stack (a folder of frames) gives a lazy result: napari restores a frame when it
+        shows it, so a stack of any length takes no time nor memory up front."""
+        where = self._where(layer, layer.metadata)
+        try:
+            self._tables_used = layer_tables(layer.data, **where).origin
+            lazy = restore_lazily(layer.data, **where, options=options)
+        except RestoreError as exc:
+            self._fail(exc)
+            return
+        self._add_result(layer, lazy)
+        self._status.value = f"{layer.name} restored lazily: each frame when it is shown (tables: {self._tables_used})"
+
+    def _where(self, layer, metadata) -> dict:
+        """What the core needs to find a layer's tables (see layer_data.frame_tables)."""
+        return {"rgb": layer.rgb, "metadata": dict(metadata),
+                "source_path": getattr(getattr(layer, "source", None), "path", None),
+                "quality": self._quality.value if self._tables.value == FROM_QUALITY else None}
 
     def preview(self):
         """Restore the part of the layer in view (the current frame of a stack) into a temporary layer."""
@@ -129,10 +160,7 @@ class RestoreWidget(Container):
         show_error(self._status.value)
 
     def _start(self, layer, data, options, region, on_result, what, metadata=None):
-        source = getattr(getattr(layer, "source", None), "path", None)
-        where = {"rgb": layer.rgb, "metadata": dict(layer.metadata if metadata is None else metadata),
-                 "source_path": source,
-                 "quality": self._quality.value if self._tables.value == FROM_QUALITY else None}
+        where = self._where(layer, layer.metadata if metadata is None else metadata)
         try:
             self._tables_used = layer_tables(data, **where).origin  # shown while and after it runs
         except RestoreError as exc:  # e.g. the layer's file is a CMYK JPEG

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
-from .engine import Engine
+from .engine import Engine, drive
 from .errors import RestoreError
 from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
@@ -98,45 +99,96 @@ def frame_metadata(metadata: dict, index: int) -> dict:
     return files[index] if files is not None and 0 <= index < len(files) else metadata
 
 
-def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
-                       quality: int | None = None, options: RestoreOptions = DEFAULTS, region=None):
-    """Generator: yields (tiles done, total tiles) before each tile and once at the end, and
-    returns a :class:`LayerResult` (the restored array, same shape, and its tables' origin). Closing it (a Stop button) stops between tiles.
-    With ``region`` (y0, y1, x0, x1 of each upright frame) only the tiles covering it run: a
-    preview, exactly what the whole run gives there (the pixels elsewhere come back as they were).
-    """
-    data = np.asarray(data)
+def _checked(data, rgb: bool):
     if data.dtype != np.uint8:
         raise LayerError(f"the layer holds {data.dtype} data; only 8-bit (uint8) images come from JPEG files")
     if (rgb and (data.ndim < 3 or data.shape[-1] != 3)) or data.ndim < 2:
         raise LayerError(f"cannot restore a layer of shape {data.shape} (rgb={rgb}); expected H×W[×3] or a stack of them")
+
+
+class _Frame(NamedTuple):
+    """One frame as it is restored: its pixels on the block grid, the tables it is restored with
+    (estimated from those pixels where no source had any), and whether its file's exact
+    coefficients may be read (the frame is that file)."""
+
+    stored: np.ndarray
+    tables: FoundTables
+    orientation: int
+    own_file: bool
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, found: FoundTables, own_file: bool) -> "_Frame":
+        stored = to_stored(pixels, found.orientation)
+        # no source had tables: the frame's own estimate (the widget shows the origin, so no warning)
+        tables = found if found.facts is not None or found.estimated else estimate_tables(stored, warn=False)
+        return cls(stored, tables, found.orientation, own_file)
+
+    def restored(self, engine: Engine, box, before: int = 0, of: int | None = None):
+        """Generator (as :meth:`Engine.iter_tiles`) returning the frame restored, upright."""
+        facts = self.tables.facts
+        if facts is None:  # never a JPEG: as it was
+            return to_upright(self.stored, self.orientation)
+        exact = self.own_file and engine.alpha is not None
+        coefficients = coefficients_for(self.tables, self.stored.shape) if exact else None
+        out = yield from engine.iter_tiles(self.stored, facts, coefficients=coefficients, before=before, of=of,
+                                           region=box)
+        return to_upright(out, self.orientation)
+
+
+def _own_files(sources: list[FoundTables]) -> list[bool]:
+    """A file's exact coefficients go to the one frame that is that file, not to every frame of a
+    stack that names one source (and only if the file still holds it: coefficients_for)."""
+    files = Counter(found.path for found in sources)
+    return [found.path is not None and files[found.path] == 1 for found in sources]
+
+
+def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_path=None,
+                       quality: int | None = None, options: RestoreOptions = DEFAULTS, region=None):
+    """Generator: yields (tiles done, total tiles) before each tile and once at the end, and
+    returns a :class:`LayerResult` (the restored array, same shape, and its tables' origin).
+    Closing it (a Stop button) stops between tiles. With ``region`` (y0, y1, x0, x1 of each
+    upright frame) only the tiles covering it run: a preview, exactly what the whole run gives
+    there (the pixels elsewhere come back as they were).
+    """
+    data = np.asarray(data)
+    _checked(data, rgb)
     shape = frame_shape(data, rgb)
-    frames = data.reshape(-1, *shape)
     sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
     engine = Engine.for_kind(options, rgb)
-    stored = [to_stored(f, found.orientation) for f, found in zip(frames, sources)]
-    # no source had tables: each frame's own estimate (the widget shows the origin, so no warning)
-    per_frame = [found if found.facts is not None or found.estimated else estimate_tables(f, warn=False)
-                 for f, found in zip(stored, sources)]
-    facts = [f.facts for f in per_frame]
-    boxes = [_stored_region(region, shape, found.orientation) for found in sources]
-    total = sum(engine.tile_count(f.shape, ff, box) for f, ff, box in zip(stored, facts, boxes) if ff is not None)
-    done, out = 0, np.empty_like(frames)
-    # a file's exact coefficients go to the one frame that is that file (not to every frame of a
-    # stack that names one source), and only if the file still holds it (coefficients_for)
-    files = Counter(found.path for found in sources)
-    for i, (frame, frame_facts, found, box) in enumerate(zip(stored, facts, sources, boxes)):
-        restored = frame
-        if frame_facts is not None:
-            own = engine.alpha is not None and found.path is not None and files[found.path] == 1
-            coefficients = coefficients_for(found, frame.shape) if own else None
-            restored = yield from engine.iter_tiles(frame, frame_facts, coefficients=coefficients, before=done, of=total,
-                                                    region=box)
-            done += engine.tile_count(frame.shape, frame_facts, box)
-        out[i] = to_upright(restored, found.orientation)
+    frames = [_Frame.of(f, found, own) for f, found, own in zip(data.reshape(-1, *shape), sources, _own_files(sources))]
+    boxes = [_stored_region(region, shape, f.orientation) for f in frames]
+    counts = [engine.tile_count(f.stored.shape, f.tables.facts, box) if f.tables.facts is not None else 0
+              for f, box in zip(frames, boxes)]
+    done, total, out = 0, sum(counts), np.empty((len(frames), *shape), np.uint8)
+    for i, (frame, box) in enumerate(zip(frames, boxes)):
+        out[i] = yield from frame.restored(engine, box, before=done, of=total)
+        done += counts[i]
     if total == 0:  # no frame had tables to restore with: the end is still reported
         yield 0, 0
-    return LayerResult(out.reshape(data.shape), _tables_said(per_frame))
+    return LayerResult(out.reshape(data.shape), _tables_said([f.tables for f in frames]))
+
+
+def restore_lazily(data, *, rgb: bool, metadata: dict | None = None, source_path=None, quality: int | None = None,
+                   options: RestoreOptions = DEFAULTS, keep: int = 8):
+    """The restored stack as a dask array (the same shape, one task per frame): a frame is read and
+    restored only when it is computed — in napari, when it is shown — and the last ``keep``
+    restored frames are kept. ``data`` may be a dask array itself (a folder of frames opened lazily)."""
+    import dask
+    import dask.array as da
+
+    _checked(data, rgb)
+    shape = frame_shape(data, rgb)
+    sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
+    engine = Engine.for_kind(options, rgb)
+    frames = data.reshape(-1, *shape)
+    own = _own_files(sources)
+
+    @lru_cache(maxsize=keep)
+    def frame(i: int) -> np.ndarray:
+        return drive(_Frame.of(np.asarray(frames[i]), sources[i], own[i]).restored(engine, None), source=f"frame {i}")
+
+    lazy = [da.from_delayed(dask.delayed(frame, pure=True)(i), shape, np.uint8) for i in range(len(sources))]
+    return da.stack(lazy).reshape(data.shape)
 
 
 def _tables_said(per_frame: list[FoundTables]) -> str:
