@@ -114,6 +114,49 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
     return out.info["jpeg_restore"]["tables"]
 
 
+def restore_one(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_options: RestoreOptions) -> tuple[str, str]:
+    """:func:`restore_file` as a task: ("restored", where the tables came from) or ("failed", the
+    one-line reason); a bad file is an outcome, not an exception (a bug still raises)."""
+    try:
+        return "restored", restore_file(src, dst, fmt, options, gray_options)
+    except FileFailed as exc:
+        return "failed", str(exc)
+
+
+def connect(address: str):
+    """A dask.distributed client of the scheduler at ``address``, or a usage error naming it."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise click.UsageError("--scheduler needs dask.distributed: pip install 'napari-jpeg-restore[cluster]'") from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise click.UsageError(f"--scheduler {address}: no scheduler answers there ({exc})") from None
+
+
+def restore_files(pairs: list[tuple[Path, Path]], fmt: str = "png", options: RestoreOptions = RestoreOptions(),
+                  gray_options: RestoreOptions | None = None, *, client=None):
+    """Restore each (input, output) pair; yields each one's :func:`restore_one` outcome, in order.
+    With a dask.distributed ``client``, one task per file runs on its workers (they must see the
+    same paths); a task whose worker dies is run again elsewhere, and since every output is written
+    atomically no half file is left — only its hidden temporary, removed here at the end."""
+    gray_options = gray_options or options
+    if client is None:
+        for src, dst in pairs:
+            yield restore_one(src, dst, fmt, options, gray_options)
+        return
+    futures = client.map(restore_one, *zip(*pairs), fmt=fmt, options=options, gray_options=gray_options,
+                         pure=False) if pairs else []
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for _, dst in pairs:  # what a killed worker left of a write it did not finish
+            for orphan in dst.parent.glob(f".{dst.name}.*.partial"):
+                orphan.unlink(missing_ok=True)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -126,8 +169,11 @@ def restore_file(src: Path, dst: Path, fmt: str, options: RestoreOptions, gray_o
 @click.option("--gray-model", help="Model for grayscale images (default: the shipped gray one).")
 @click.option("--shard", metavar="K/N", callback=_parse_shard,
               help="Restore only shard K of N (1-based) of the inputs, e.g. one task of a cluster array job.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Send one task per file to this dask.distributed scheduler (e.g. tcp://host:8786); "
+                   "needs the cluster extra: pip install 'napari-jpeg-restore[cluster]'.")
 @click_options()
-def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, shard, **restore_options):
+def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, shard, scheduler, **restore_options):
     """Remove JPEG artifacts from INPUTS (files or folders) into OUTDIR."""
     from tqdm import tqdm
 
@@ -150,28 +196,38 @@ def main(inputs, outdir, recursive, fmt, overwrite, skip_existing, gray_model, s
     failures, done, unchanged, skipped, origins = [], 0, 0, 0, Counter()
     # on a terminal a progress bar; piped to a log, one line per file as it ends
     log = None if sys.stderr.isatty() else (lambda k, src, what: click.echo(f"[{k}/{len(jobs)}] {src}: {what}", err=True))
-    for k, (src, rel) in enumerate(tqdm(jobs, desc="jpeg-restore", unit="file", disable=None), 1):
+    todo = []
+    for k, (src, rel) in enumerate(jobs, 1):  # what needs no restoring is decided here, before any work
         dst = outdir / rel.with_suffix(FORMATS[fmt][0])
-        try:
-            if dst.resolve() in sources:
-                raise FileFailed(f"{src}: its output {dst} would overwrite an input")
-            if dst.exists() and not overwrite:
-                if skip_existing:
-                    skipped += 1
-                    log and log(k, src, "skipped, its output exists")
-                    continue
-                raise FileFailed(f"{src}: {dst} exists (use --overwrite or --skip-existing)")
-            origin = restore_file(src, dst, fmt, options, gray_options)
-            if origin == NEVER_JPEG:
+        if dst.resolve() in sources:
+            failures.append(f"{src}: its output {dst} would overwrite an input")
+        elif dst.exists() and not overwrite and skip_existing:
+            skipped += 1
+            log and log(k, src, "skipped, its output exists")
+        elif dst.exists() and not overwrite:
+            failures.append(f"{src}: {dst} exists (use --overwrite or --skip-existing)")
+        else:
+            todo.append((k, src, dst))
+    client = connect(scheduler) if scheduler else None  # an unreachable address fails before any work
+    try:
+        bar = tqdm(total=len(todo), desc="jpeg-restore", unit="file", disable=None)
+        outcomes = restore_files([(src, dst) for _, src, dst in todo], fmt, options, gray_options, client=client)
+        for (k, src, dst), (status, detail) in zip(todo, outcomes):
+            bar.update(1)
+            if status == "failed":
+                failures.append(detail)
+                log and log(k, src, "not restored (see the end)")
+            elif detail == NEVER_JPEG:
                 unchanged += 1
                 log and log(k, src, f"unchanged (never JPEG) -> {dst}")
             else:
-                origins[origin] += 1
+                origins[detail] += 1
                 done += 1
-                log and log(k, src, f"restored with {origin} -> {dst}")
-        except FileFailed as exc:
-            failures.append(str(exc))
-            log and log(k, src, "not restored (see the end)")
+                log and log(k, src, f"restored with {detail} -> {dst}")
+        bar.close()
+    finally:
+        if client is not None:
+            client.close()
     never = f", {unchanged} unchanged (never JPEG)" if unchanged else ""
     click.echo(f"{done} restored{never}, {skipped} skipped, {len(failures)} failed (of {len(jobs)})", err=True)
     if origins:  # which tables each restored file was restored with
