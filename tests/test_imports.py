@@ -56,11 +56,11 @@ def test_faces_import_the_core_only(face):
 LAYERS = [
     {"errors"},
     {"device", "jpeg", "atomic", "color"},
-    {"maps", "blind", "model", "consistency"},
+    {"maps", "blind", "model", "consistency", "saving"},
     {"weights", "network_io"},
     {"options"},
     {"engine", "table_sources"},
-    {"image_restore", "layer_data", "sample_image", "saving", "_reader"},  # the reader's layer is the sample's too
+    {"image_restore", "layer_data", "sample_image", "_reader"},  # the reader's layer is the sample's too
     {"filter", "cli", "_sample_data", "_widget", "__init__"},
 ]
 

@@ -240,3 +240,32 @@ def test_a_folder_of_frames_opens_as_one_stack_and_each_frame_keeps_its_tables(m
     for i in range(2):  # computed as napari shows them, each with its own file's tables
         alone = restore(Image.open(folder / f"{i}.jpg"), model=random_weights["colour"])
         assert np.array_equal(np.asarray(restored[i]), np.asarray(alone))
+
+
+def test_restore_and_save_writes_each_frame_and_stop_keeps_those_written(make_napari_viewer, qtbot, tmp_path,
+                                                                         random_weights, errors):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, q in enumerate((15, 40, 60, 80)):
+        data_image("LIVE1/parrots.png").crop((30 * i, 0, 30 * i + 96, 64)).save(folder / f"{i}.jpg", quality=q)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(folder), plugin="napari-jpeg-restore")
+    w = _widget_for(viewer, layer, random_weights["colour"], qtbot)
+    w._save.clicked()  # no folder chosen: said, nothing runs
+    assert w.worker is None and "choose a folder" in errors[-1]
+    w._save_to.value = tmp_path / "out"
+    w.save()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert errors == [errors[0]]
+    for i in range(4):  # each frame as its file restored alone
+        alone = restore(Image.open(folder / f"{i}.jpg"), model=random_weights["colour"])
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{i}.png")), np.asarray(alone))
+    w._save_to.value = tmp_path / "stopped"
+    w.save()
+    w.worker.yielded.connect(lambda value: value[0] >= 1 and w.stop())
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    written = sorted(p.name for p in (tmp_path / "stopped").iterdir())
+    assert 1 <= len(written) < 4 and all(p.endswith(".png") for p in written)  # whole files only
+    w.save()  # the same folder again: refused, its outputs exist
+    qtbot.waitUntil(lambda: w.worker is None, timeout=120_000)
+    assert "an output exists" in errors[-1]

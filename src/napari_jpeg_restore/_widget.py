@@ -8,7 +8,18 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from magicgui.widgets.bases import ValueWidget
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -26,6 +37,7 @@ from .layer_data import (
     preview_box,
     restore_layer_data,
     restore_lazily,
+    save_restored_frames,
 )
 from .options import DEFAULTS, RestoreOptions
 
@@ -62,6 +74,9 @@ class RestoreWidget(Container):
         self._preview = PushButton(text="Preview", tooltip="Restore only the part in view (at most ~1 MP), into "
                                    "a temporary layer: try the settings before the whole image.")
         self._run = PushButton(text="Run")
+        self._save_to = FileEdit(mode="d", label="save to", tooltip="A folder for the restored frames (lossless PNG).")
+        self._save = PushButton(text="Restore and save frames", tooltip="Restore every frame of the layer and write "
+                                "each to the folder above, one at a time (a stack of any length; Stop keeps those written).")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)  # an error's whole message, however long
@@ -69,7 +84,7 @@ class RestoreWidget(Container):
         self._progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         self.extend([self._image, self._tables, self._quality,
                      *(c for n, c in self.controls.items() if n not in advanced)])
-        self.extend([self._preview, self._run, self._stop, self._progress, self._status])
+        self.extend([self._preview, self._run, self._save_to, self._save, self._stop, self._progress, self._status])
         self.advanced_section = QCollapsible("Advanced")  # collapsed until opened
         self.advanced_section.addWidget(self._advanced.native)
         row = self._preview.native  # the section goes above the buttons: find the Preview row
@@ -79,12 +94,13 @@ class RestoreWidget(Container):
         self._tables.changed.connect(lambda v: setattr(self._quality, "enabled", v == FROM_QUALITY))
         self._preview.clicked.connect(self.preview)
         self._run.clicked.connect(self.run)
+        self._save.clicked.connect(self.save)
         self._stop.clicked.connect(self.stop)
         # napari builds the dock's title bar after taking the widget: measure it once events run
         self.native_parent_changed.connect(lambda *_: QTimer.singleShot(0, self._fit_dock_title))
         self.worker = None
         self._bar = None
-        self._tables_used, self._what, self._started, self._failed = "", "", 0.0, False
+        self._tables_used, self._what, self._started, self._failed, self._unit = "", "", 0.0, False, "tiles"
 
     def _fit_dock_title(self) -> None:
         """Docked, be at least as wide as the dock's title bar needs, so the title is not cut off."""
@@ -107,6 +123,21 @@ class RestoreWidget(Container):
             return
         self._start(layer, layer.data, options, None, lambda data: self._add_result(layer, data),
                     f"Restoring {layer.name}")
+
+    def save(self):
+        """Restore each frame of the layer and write it to the chosen folder, frame by frame."""
+        layer, options = self._layer_and_options()
+        if layer is None:
+            return
+        folder = self._save_to.value
+        if not str(folder) or str(folder) == ".":
+            self._fail("choose a folder to save to")
+            return
+        self._start(layer, layer.data, options, None, lambda paths: self._saved(paths, folder),
+                    f"Saving {layer.name}", job=save_restored_frames, unit="frames", folder=folder)
+
+    def _saved(self, paths, folder) -> None:
+        show_info(f"Remove JPEG artifacts: {len(paths)} restored frames written to {folder}")
 
     def _restore_lazily(self, layer, options) -> None:
         """A lazy stack (a folder of frames) gives a lazy result: napari restores a frame when it
@@ -159,24 +190,28 @@ class RestoreWidget(Container):
         self._status.value = f"Remove JPEG artifacts: {problem}"
         show_error(self._status.value)
 
-    def _start(self, layer, data, options, region, on_result, what, metadata=None):
+    def _start(self, layer, data, options, region, on_result, what, metadata=None, *, job=restore_layer_data,
+               unit="tiles", **job_args):
+        """Run ``job`` (a core generator yielding (done, total) ``unit``) in a thread worker."""
         where = self._where(layer, layer.metadata if metadata is None else metadata)
         try:
             self._tables_used = layer_tables(data, **where).origin  # shown while and after it runs
         except RestoreError as exc:  # e.g. the layer's file is a CMYK JPEG
             self._fail(exc)
             return
-        self.worker = create_worker(restore_layer_data, data, **where, options=options, region=region,
+        if region is not None:
+            job_args["region"] = region
+        self.worker = create_worker(job, data, **where, **job_args, options=options,
                                     _ignore_errors=True)  # errors become notifications (errored, below)
         self._bar = progress(total=0, desc=what)
         self._progress.value, self._progress.max, self._progress.visible = 0, 1, True
-        self._started, self._what = time.monotonic(), what
+        self._started, self._what, self._unit = time.monotonic(), what, unit
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda result: self._on_returned(result, on_result))
         self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(lambda: show_info(f"Remove JPEG artifacts: stopped, {layer.name} unchanged"))
         self.worker.finished.connect(self._on_finished)
-        self._run.enabled, self._preview.enabled, self._stop.enabled = False, False, True
+        self._run.enabled, self._preview.enabled, self._save.enabled, self._stop.enabled = False, False, False, True
         self._failed = False
         self._status.value = f"{what[0].lower()}{what[1:]}… (tables: {self._tables_used})"
         self.worker.start()
@@ -202,9 +237,9 @@ class RestoreWidget(Container):
         self._bar.update(done - self._bar.n)
         self._progress.max, self._progress.value = total, done
         left = ""
-        if 0 < done < total:  # the tiles so far say how long the rest takes
+        if 0 < done < total:  # the work so far says how long the rest takes
             left = f", about {(time.monotonic() - self._started) * (total - done) / done:.0f} s left"
-        self._status.value = f"{self._what}: {done} of {total} tiles{left} (tables: {self._tables_used})"
+        self._status.value = f"{self._what}: {done} of {total} {self._unit}{left} (tables: {self._tables_used})"
 
     def _add_result(self, layer, data):
         preview = f"{layer.name} preview"
@@ -231,11 +266,13 @@ class RestoreWidget(Container):
             self._bar.close()
         self._progress.value = self._progress.max  # done (or stopped: the bar goes either way)
         self._progress.visible = False
-        self._run.enabled, self._preview.enabled, self._stop.enabled = True, True, False
+        self._run.enabled, self._preview.enabled, self._save.enabled, self._stop.enabled = True, True, True, False
         if not self._failed:
             self._status.value = f"tables: {self._tables_used}"
         self.worker = None
 
-    def _on_returned(self, result: LayerResult, on_result) -> None:
-        self._tables_used = result.tables  # with the quality found, where the frames' were estimated
-        on_result(result.data)
+    def _on_returned(self, result, on_result) -> None:
+        if isinstance(result, LayerResult):
+            self._tables_used = result.tables  # with the quality found, where the frames' were estimated
+            result = result.data
+        on_result(result)

@@ -12,14 +12,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from .engine import Engine, drive
 from .errors import RestoreError
 from .jpeg import BLOCK, to_stored, to_upright
 from .options import DEFAULTS, RestoreOptions
+from .saving import FORMATS, save_output
 from .table_sources import FoundTables, coefficients_for, estimate_tables, find_tables
 
 #: The most pixels a preview restores: a few seconds on a laptop's CPU.
@@ -189,6 +192,33 @@ def restore_lazily(data, *, rgb: bool, metadata: dict | None = None, source_path
 
     lazy = [da.from_delayed(dask.delayed(frame, pure=True)(i), shape, np.uint8) for i in range(len(sources))]
     return da.stack(lazy).reshape(data.shape)
+
+
+def save_restored_frames(data, folder, *, rgb: bool, metadata: dict | None = None, source_path=None,
+                         quality: int | None = None, options: RestoreOptions = DEFAULTS, fmt: str = "png"):
+    """Generator: restores each frame of a stack (NumPy or dask: read one frame at a time) and
+    writes it to ``folder`` as a lossless file (named after the frame's JPEG file, else
+    ``frame00001``), atomically; yields (frames done, frames) before each frame and at the end,
+    and returns the paths written. Closing it (Stop) stops between frames; what was written stays.
+    Outputs that exist already are refused before any work (a LayerError naming one)."""
+    _checked(data, rgb)
+    shape = frame_shape(data, rgb)
+    sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
+    files = (metadata or {}).get("frames")
+    stems = [Path(m["path"]).stem for m in files] if files is not None and len(files) == len(sources) else \
+        [f"frame{i + 1:05d}" for i in range(len(sources))]
+    targets = [Path(folder) / f"{stem}{FORMATS[fmt][0]}" for stem in stems]
+    taken = next((t for t in targets if t.exists()), None)
+    if taken is not None or len(set(targets)) < len(targets):
+        raise LayerError(f"{taken or folder}: an output exists or two frames share a name; choose an empty folder")
+    engine = Engine.for_kind(options, rgb)
+    frames, own = data.reshape(-1, *shape), _own_files(sources)
+    for i, target in enumerate(targets):
+        yield i, len(targets)
+        frame = _Frame.of(np.asarray(frames[i]), sources[i], own[i])
+        save_output(Image.fromarray(drive(frame.restored(engine, None), source=str(target))), target, fmt)
+    yield len(targets), len(targets)
+    return targets
 
 
 def _tables_said(per_frame: list[FoundTables]) -> str:
