@@ -296,6 +296,18 @@ def test_two_inputs_for_one_output_is_a_usage_error_before_any_work(tmp_path, ra
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_without_images_is_a_usage_error_before_any_work(tmp_path, random_weights):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
+    (tmp_path / "notes" / "deeper").mkdir()
+    PHOTO.save(tmp_path / "notes" / "deeper" / "a.jpg", quality=30)
+    result = run([str(tmp_path / "notes"), "-o", str(tmp_path / "out")], random_weights)
+    assert result.exit_code == 2 and f"{tmp_path / 'notes'}: no images to restore in it (-r also looks" in result.output
+    assert not (tmp_path / "out").exists()
+    found = run([str(tmp_path / "notes"), "-o", str(tmp_path / "out"), "-r"], random_weights)  # the sub-folder's
+    assert found.exit_code == 0 and (tmp_path / "out" / "deeper" / "a.png").exists()
+
+
 def test_a_bug_inside_is_a_traceback_not_a_failed_file(tmp_path, random_weights, monkeypatch):
     """Only problems with an input (RestoreError) become "failed: FILE: …" lines; a ValueError
     from a bug deep inside must surface, not be counted as one bad file among many."""

@@ -31,14 +31,18 @@ class FileFailed(Exception):
 
 
 def find_inputs(paths, recursive: bool) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to OUTDIR without suffix) for every input."""
+    """(input file, output path relative to OUTDIR without suffix) for every input; a folder
+    holding no image to restore is a usage error (a mistyped folder must not end as "0 of 0")."""
     found = []
     for p in map(Path, paths):
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
-            for f in sorted(p.glob(pattern)):
-                if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES:
-                    found.append((f, f.relative_to(p).with_suffix("")))
+            images = [f for f in sorted(p.glob(pattern)) if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES]
+            if not images:
+                where = "in it or its sub-folders" if recursive else "in it (-r also looks in its sub-folders)"
+                raise click.UsageError(f"{p}: no images to restore {where}; "
+                                       f"looked for {', '.join(sorted(INPUT_SUFFIXES))}")
+            found += [(f, f.relative_to(p).with_suffix("")) for f in images]
         else:
             found.append((p, Path(p.stem)))
     return found
