@@ -10,7 +10,7 @@ from napari_jpeg_restore._reader import napari_get_reader
 from napari_jpeg_restore._sample_data import jpeg_q10_sample
 from napari_jpeg_restore.engine import drive
 from napari_jpeg_restore.jpeg import facts_from_image, ijg_tables
-from napari_jpeg_restore.layer_data import LayerError, restore_layer_data
+from napari_jpeg_restore.layer_data import LayerError, restore_layer_data, save_restored_frames
 from napari_jpeg_restore.options import RestoreOptions
 
 
@@ -170,3 +170,13 @@ def test_region_runs_only_its_tiles_and_equals_the_whole_run_there(tmp_path, ran
     y0, y1, x0, x1 = region
     assert np.array_equal(part[y0:y1, x0:x1], whole[y0:y1, x0:x1])
     assert np.array_equal(part[:50], data[:50]) and not np.array_equal(whole[:50], data[:50])
+
+
+def test_saving_an_image_layer_names_the_output_after_its_file(jpg, tmp_path, random_weights):
+    ((data, kwargs, _),) = napari_get_reader(str(jpg))(str(jpg))
+    where = dict(rgb=True, metadata=kwargs["metadata"], options=opts(random_weights["colour"]))
+    (written,) = drive(save_restored_frames(data, tmp_path / "out", **where))
+    assert written == tmp_path / "out" / "parrots.png"
+    assert np.array_equal(np.asarray(Image.open(written)), run(restore_layer_data(data, **where)))
+    with pytest.raises(LayerError, match="parrots.png: an output exists"):  # refused before any work
+        drive(save_restored_frames(data, tmp_path / "out", **where))

@@ -75,8 +75,9 @@ class RestoreWidget(Container):
                                    "a temporary layer: try the settings before the whole image.")
         self._run = PushButton(text="Run")
         self._save_to = FileEdit(mode="d", label="save to", tooltip="A folder for the restored frames (lossless PNG).")
-        self._save = PushButton(text="Restore and save frames", tooltip="Restore every frame of the layer and write "
-                                "each to the folder above, one at a time (a stack of any length; Stop keeps those written).")
+        self._save = PushButton(text="Restore and save", tooltip="Restore the layer (every frame of a stack) and write "
+                                "each frame to the folder above as it is done: a stack of any length in bounded memory; "
+                                "Stop keeps the frames written.")
         self._stop = PushButton(text="Stop", enabled=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)  # an error's whole message, however long

@@ -197,14 +197,16 @@ def restore_lazily(data, *, rgb: bool, metadata: dict | None = None, source_path
 def save_restored_frames(data, folder, *, rgb: bool, metadata: dict | None = None, source_path=None,
                          quality: int | None = None, options: RestoreOptions = DEFAULTS, fmt: str = "png"):
     """Generator: restores each frame of a stack (NumPy or dask: read one frame at a time) and
-    writes it to ``folder`` as a lossless file (named after the frame's JPEG file, else
-    ``frame00001``), atomically; yields (frames done, frames) before each frame and at the end,
+    writes it to ``folder`` as a lossless file (named after the frame's JPEG file, or a single
+    image's, else ``frame00001``), atomically; yields (frames done, frames) before each frame and at the end,
     and returns the paths written. Closing it (Stop) stops between frames; what was written stays.
     Outputs that exist already are refused before any work (a LayerError naming one)."""
     _checked(data, rgb)
     shape = frame_shape(data, rgb)
     sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
     files = (metadata or {}).get("frames")
+    if files is None and len(sources) == 1 and (metadata or {}).get("path"):  # one image from a file
+        files = [metadata]
     stems = [Path(m["path"]).stem for m in files] if files is not None and len(files) == len(sources) else \
         [f"frame{i + 1:05d}" for i in range(len(sources))]
     targets = [Path(folder) / f"{stem}{FORMATS[fmt][0]}" for stem in stems]
