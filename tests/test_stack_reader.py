@@ -98,3 +98,28 @@ def test_a_lazy_restoration_restores_only_the_frames_computed(frames, random_wei
     whole = np.asarray(lazy)
     assert len(runs) == 3 and np.array_equal(whole[1], one)
     assert np.array_equal(one, np.asarray(restore(Image.open(frames / "f1.jpg"), options=options)))
+
+
+def test_scripts_open_a_folder_restore_it_lazily_and_save_it(frames, tmp_path, random_weights):
+    import napari_jpeg_restore as njr
+
+    stack, metadata = njr.open_frames(frames)
+    assert stack.shape == (3, 96, 160, 3) and len(metadata["frames"]) == 3
+    options = RestoreOptions(model=str(random_weights["colour"]))
+    lazy = njr.restore_lazily(stack, rgb=True, metadata=metadata, options=options)
+    written = drive(njr.save_restored_frames(stack, tmp_path / "out", rgb=True, metadata=metadata, options=options))
+    assert [p.name for p in written] == ["f0.png", "f1.png", "f2.png"]
+    for i, path in enumerate(written):  # the saved frame, the lazy frame and the file restored alone agree
+        alone = np.asarray(ImageOps.exif_transpose(restore(Image.open(frames / f"f{i}.jpg"), options=options)))
+        assert np.array_equal(np.asarray(Image.open(path)), alone) and np.array_equal(np.asarray(lazy[i]), alone)
+
+
+def test_open_frames_says_why_a_folder_makes_no_stack(tmp_path):
+    from napari_jpeg_restore import RestoreError, open_frames
+
+    with pytest.raises(RestoreError, match=f"{tmp_path}: no JPEG files to open as frames"):
+        open_frames(tmp_path)
+    PHOTO.crop((0, 0, 64, 48)).save(tmp_path / "a.jpg", quality=30)
+    PHOTO.crop((0, 0, 64, 48)).convert("L").save(tmp_path / "b.jpg", quality=30)
+    with pytest.raises(RestoreError, match="the frames differ in size or kind"):
+        open_frames(tmp_path)

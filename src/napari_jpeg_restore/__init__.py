@@ -16,6 +16,7 @@ _PUBLIC = {
     "BlindModeWarning": "table_sources", "JpegError": "jpeg", "ModelNotAvailable": "weights", "QGCNRestore": "filter",
     "RestoreCancelled": "engine", "RestoreError": "errors", "RestoreOptions": "options", "WeightsError": "weights",
     "restore": "image_restore", "sample_jpeg": "sample_image", "save_restored": "saving", "shipped_models": "weights",
+    "open_frames": "_reader", "restore_lazily": "layer_data", "save_restored_frames": "layer_data",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -74,6 +74,25 @@ def _stack_layer(paths: list[Path], frames: list[dict], shape: tuple[int, ...]) 
     return da.stack(lazy), {"name": name, "rgb": len(shape) == 3, "metadata": {"frames": frames}}, "image"
 
 
+def open_frames(path):
+    """A folder of JPEG frames, or a list of JPEG files, as napari opens it with this reader: the
+    lazy (T, H, W[, 3]) stack and its metadata (each frame's facts in ``metadata["frames"]``), for
+    :func:`~napari_jpeg_restore.layer_data.restore_lazily` and
+    :func:`~napari_jpeg_restore.layer_data.save_restored_frames`. Nothing is decoded here."""
+    from .layer_data import LayerError
+
+    paths = _jpeg_paths(path)
+    if not paths:
+        raise LayerError(f"{path}: no JPEG files to open as frames (a folder of .jpg files, or a list of them)")
+    layers = read_jpeg(paths)
+    if len(layers) > 1:
+        kinds = sorted({layer[0].shape for layer in layers})
+        raise LayerError(f"{path}: the frames differ in size or kind ({', '.join(map(str, kinds[:3]))}…), "
+                         "so they make no one stack")
+    data, kwargs, _ = layers[0]
+    return data, kwargs["metadata"]
+
+
 def read_jpeg(path) -> list[tuple]:
     paths = _jpeg_paths(path) or []
     if len(paths) == 1:
