@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .errors import RestoreError
 from .jpeg import JPEG_SUFFIXES, JpegError, exif_orientation, facts_from_image, facts_to_dict, to_upright
 
 
@@ -79,15 +80,13 @@ def open_frames(path):
     lazy (T, H, W[, 3]) stack and its metadata (each frame's facts in ``metadata["frames"]``), for
     :func:`~napari_jpeg_restore.layer_data.restore_lazily` and
     :func:`~napari_jpeg_restore.layer_data.save_restored_frames`. Nothing is decoded here."""
-    from .layer_data import LayerError
-
     paths = _jpeg_paths(path)
     if not paths:
-        raise LayerError(f"{path}: no JPEG files to open as frames (a folder of .jpg files, or a list of them)")
+        raise RestoreError(f"{path}: no JPEG files to open as frames (a folder of .jpg files, or a list of them)")
     layers = read_jpeg(paths)
     if len(layers) > 1:
         kinds = sorted({layer[0].shape for layer in layers})
-        raise LayerError(f"{path}: the frames differ in size or kind ({', '.join(map(str, kinds[:3]))}…), "
+        raise RestoreError(f"{path}: the frames differ in size or kind ({', '.join(map(str, kinds[:3]))}…), "
                          "so they make no one stack")
     data, kwargs, _ = layers[0]
     return data, kwargs["metadata"]
