@@ -82,13 +82,17 @@ def frame_tables(data, *, rgb: bool, metadata: dict | None = None, source_path=N
     file's facts in ``metadata["frames"]``; other layers have one source for all their frames.
     ``facts`` None: that frame's are estimated from its pixels. Reads only ``data.shape``."""
     shape = frame_shape(data, rgb)
-    count = math.prod(data.shape[: data.ndim - len(shape)])
+    count = _frame_count(data, rgb)
     files = (metadata or {}).get("frames")
     if files is not None and len(files) == count:
         return [find_tables(colour=rgb, source=m.get("path", "<frame>"), quality=quality, metadata=m, path=m.get("path"),
                             shape=shape) for m in files]
     return [find_tables(colour=rgb, source=str(source_path or "<layer>"), quality=quality, metadata=metadata,
                         path=source_path, shape=shape)] * count
+
+
+def _frame_count(data, rgb: bool) -> int:
+    return math.prod(data.shape[: data.ndim - len(frame_shape(data, rgb))])
 
 
 def layer_tables(data, **where) -> FoundTables:
@@ -171,6 +175,21 @@ def restore_layer_data(data, *, rgb: bool, metadata: dict | None = None, source_
     return LayerResult(out.reshape(data.shape), _tables_said([f.tables for f in frames]))
 
 
+def _frame_restorer(data, *, rgb: bool, metadata: dict | None, source_path, quality: int | None,
+                    options: RestoreOptions):
+    """``restored(i)``: frame ``i`` of a stack (NumPy or dask, read only when asked) restored with
+    its own tables, upright."""
+    _checked(data, rgb)
+    sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
+    engine = Engine.for_kind(options, rgb)
+    frames, own = data.reshape(-1, *frame_shape(data, rgb)), _own_files(sources)
+
+    def restored(i: int) -> np.ndarray:
+        return drive(_Frame.of(np.asarray(frames[i]), sources[i], own[i]).restored(engine, None), source=f"frame {i}")
+
+    return restored
+
+
 def restore_lazily(data, *, rgb: bool, metadata: dict | None = None, source_path=None, quality: int | None = None,
                    options: RestoreOptions = DEFAULTS, keep: int = 8):
     """The restored stack as a dask array (the same shape, one task per frame): a frame is read and
@@ -179,18 +198,10 @@ def restore_lazily(data, *, rgb: bool, metadata: dict | None = None, source_path
     import dask
     import dask.array as da
 
-    _checked(data, rgb)
+    frame = lru_cache(maxsize=keep)(_frame_restorer(data, rgb=rgb, metadata=metadata, source_path=source_path,
+                                                    quality=quality, options=options))
     shape = frame_shape(data, rgb)
-    sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
-    engine = Engine.for_kind(options, rgb)
-    frames = data.reshape(-1, *shape)
-    own = _own_files(sources)
-
-    @lru_cache(maxsize=keep)
-    def frame(i: int) -> np.ndarray:
-        return drive(_Frame.of(np.asarray(frames[i]), sources[i], own[i]).restored(engine, None), source=f"frame {i}")
-
-    lazy = [da.from_delayed(dask.delayed(frame, pure=True)(i), shape, np.uint8) for i in range(len(sources))]
+    lazy = [da.from_delayed(dask.delayed(frame, pure=True)(i), shape, np.uint8) for i in range(_frame_count(data, rgb))]
     return da.stack(lazy).reshape(data.shape)
 
 
@@ -198,27 +209,25 @@ def save_restored_frames(data, folder, *, rgb: bool, metadata: dict | None = Non
                          quality: int | None = None, options: RestoreOptions = DEFAULTS, fmt: str = "png"):
     """Generator: restores each frame of a stack (NumPy or dask: read one frame at a time) and
     writes it to ``folder`` as a lossless file (named after the frame's JPEG file, or a single
-    image's, else ``frame00001``), atomically; yields (frames done, frames) before each frame and at the end,
-    and returns the paths written. Closing it (Stop) stops between frames; what was written stays.
-    Outputs that exist already are refused before any work (a LayerError naming one)."""
+    image's, else ``frame00001``), atomically; yields (frames done, frames) before each frame and
+    at the end, and returns the paths written. Closing it (Stop) stops between frames; what was
+    written stays. Outputs that exist already are refused before any work (a LayerError naming one)."""
     _checked(data, rgb)
-    shape = frame_shape(data, rgb)
-    sources = frame_tables(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality)
+    count = _frame_count(data, rgb)
     files = (metadata or {}).get("frames")
-    if files is None and len(sources) == 1 and (metadata or {}).get("path"):  # one image from a file
+    if files is None and count == 1 and (metadata or {}).get("path"):  # one image from a file
         files = [metadata]
-    stems = [Path(m["path"]).stem for m in files] if files is not None and len(files) == len(sources) else \
-        [f"frame{i + 1:05d}" for i in range(len(sources))]
+    stems = [Path(m["path"]).stem for m in files] if files is not None and len(files) == count else \
+        [f"frame{i + 1:05d}" for i in range(count)]
     targets = [Path(folder) / f"{stem}{FORMATS[fmt][0]}" for stem in stems]
     taken = next((t for t in targets if t.exists()), None)
     if taken is not None or len(set(targets)) < len(targets):
         raise LayerError(f"{taken or folder}: an output exists or two frames share a name; choose an empty folder")
-    engine = Engine.for_kind(options, rgb)
-    frames, own = data.reshape(-1, *shape), _own_files(sources)
+    restored = _frame_restorer(data, rgb=rgb, metadata=metadata, source_path=source_path, quality=quality,
+                               options=options)
     for i, target in enumerate(targets):
         yield i, len(targets)
-        frame = _Frame.of(np.asarray(frames[i]), sources[i], own[i])
-        save_output(Image.fromarray(drive(frame.restored(engine, None), source=str(target))), target, fmt)
+        save_output(Image.fromarray(restored(i)), target, fmt)
     yield len(targets), len(targets)
     return targets
 
