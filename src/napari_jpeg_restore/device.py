@@ -86,6 +86,19 @@ def memory_format(device, *, training: bool = False):
     return torch.channels_last
 
 
+def _process_thread_count() -> int:
+    """torch's CPU thread count for the process. A thread's own view is fixed when torch first runs
+    in it, so a thread that started while another held a count sees that count; a new thread sees
+    the count now set."""
+    import torch
+
+    seen: list[int] = []
+    reader = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    reader.start()
+    reader.join()
+    return seen[0]
+
+
 class _ThreadCount:
     """torch's CPU thread count is one setting for the whole process: blocks that ask for a count
     share it while they ask for the same one and otherwise take turns; the count from before the
@@ -107,7 +120,7 @@ class _ThreadCount:
         with self._turn:
             self._turn.wait_for(lambda: self._holders == 0 or self._value == threads)
             if self._holders == 0:
-                self._before, self._value = torch.get_num_threads(), threads
+                self._before, self._value = _process_thread_count(), threads
                 torch.set_num_threads(threads)
             self._holders += 1
         try:
