@@ -6,17 +6,14 @@ Writes that many JPEG files (crops of a LIVE1 photo at qualities 10-95) into a t
 then restores them with the shipped model, each way into a fresh output folder: in this process
 (what `jpeg-restore` does without --scheduler), and on a `distributed.LocalCluster` of 1 and of 2
 worker processes on the loopback interface (one thread each; what `--scheduler` does with a
-cluster of that size), then 2 workers again started with ``MALLOC_MMAP_THRESHOLD_`` set: dask's
-nanny starts workers with ``MALLOC_TRIM_THRESHOLD_`` set, which also fixes glibc's mmap threshold
-at 128 KiB, so each large tensor is mapped and unmapped anew. The cluster's start-up is timed apart
-from the restoration. Checks that every run's outputs are the same bytes.
+cluster of that size). The cluster's start-up is timed apart from the restoration. Checks that
+every run's outputs are the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +23,6 @@ from PIL import Image
 from napari_jpeg_restore.cli import restore_files
 from napari_jpeg_restore.options import RestoreOptions
 
-MMAP_THRESHOLD = 32 * 2**20
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "LIVE1" / "bikes.png"
 
 
@@ -62,17 +58,15 @@ def main() -> None:
         _run(pairs("warm")[:1], options)  # the model loaded once, as in a long run
         seconds = _run(pairs("local"), options)
         results["local"] = {"seconds": seconds, "files_per_s": args.files / seconds}
-        for workers, mmap in ((1, None), (2, None), (2, MMAP_THRESHOLD)):
-            if mmap:  # the nanny passes its own environment on to the worker it starts
-                os.environ["MALLOC_MMAP_THRESHOLD_"] = str(mmap)
-            name = f"workers{workers}" + ("-mmap" if mmap else "")
+        for workers in (1, 2):
+            name = f"workers{workers}"
             t = time.perf_counter()
             with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                           dashboard_address=None) as cluster, distributed.Client(cluster) as client:
                 started = time.perf_counter() - t
                 seconds = _run(pairs(name), options, client)
             results[name] = {"start_s": started, "seconds": seconds, "files_per_s": args.files / seconds}
-        for name in ("workers1", "workers2", "workers2-mmap"):
+        for name in ("workers1", "workers2"):
             same = all((Path(tmp) / name / f"{p.stem}.png").read_bytes() == (Path(tmp) / "local" / f"{p.stem}.png").read_bytes()
                        for p in inputs)
             results[f"{name} same bytes as local"] = same

@@ -71,3 +71,18 @@ def test_an_unreachable_scheduler_is_one_usage_error_before_any_work(folder, tmp
                                        "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 2 and "--scheduler tcp://127.0.0.1:9: no scheduler answers there" in result.output
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_every_worker_keeps_tensor_memory_in_the_heap(cluster, folder, tmp_path, random_weights):
+    """dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which freezes glibc's mmap threshold
+    and halves a restore's speed there (benchmarks/cluster_batch.py): a cluster run raises it on every
+    worker, those of now and those that join later (a setup callback the scheduler keeps)."""
+    from napari_jpeg_restore.cli import ALLOCATOR_PLUGIN, allocate_for_tensors
+
+    _, client = cluster
+    options = RestoreOptions(model=str(random_weights["colour"]))
+    for run in range(2):
+        list(restore_files([(folder / "f0.jpg", tmp_path / f"f0-{run}.png")], options=options, client=client))
+    kept = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins))
+    assert kept.count(ALLOCATOR_PLUGIN) == 1  # for workers that join later; once however many runs
+    assert list(client.run(allocate_for_tensors).values()) == [True, True]  # glibc on every worker here

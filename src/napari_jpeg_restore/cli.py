@@ -139,6 +139,42 @@ def connect(address: str):
         raise click.UsageError(f"--scheduler {address}: no scheduler answers there ({exc})") from None
 
 
+#: glibc's mallopt parameter: the size from which an allocation is mapped from the system alone.
+M_MMAP_THRESHOLD = -3
+
+
+def allocate_for_tensors() -> bool:
+    """Let glibc keep tensors' memory in its heap (32 MiB mapping threshold). dask's nanny starts
+    workers with MALLOC_TRIM_THRESHOLD_ set, which also freezes that threshold at 128 KiB, so each
+    large tensor is mapped and unmapped anew and a restore takes twice as long. False where the C
+    library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_MMAP_THRESHOLD, 32 * 2**20))
+    except (OSError, AttributeError):
+        return False
+
+
+#: The name the allocator setting goes by among a cluster's worker plugins.
+ALLOCATOR_PLUGIN = "napari-jpeg-restore-allocator"
+
+
+def _allocator_plugin():
+    """A dask worker plugin that runs :func:`allocate_for_tensors` on each worker as it joins
+    (made here: distributed is an optional extra, and the class travels to workers by value)."""
+    from distributed import WorkerPlugin
+
+    class AllocateForTensors(WorkerPlugin):
+        name = ALLOCATOR_PLUGIN
+
+        def setup(self, worker):
+            allocate_for_tensors()
+
+    return AllocateForTensors()
+
+
 def restore_files(pairs: list[tuple[Path, Path]], fmt: str = "png", options: RestoreOptions = RestoreOptions(),
                   gray_options: RestoreOptions | None = None, *, client=None):
     """Restore each (input, output) pair; yields each one's :func:`restore_one` outcome, in order.
@@ -150,6 +186,7 @@ def restore_files(pairs: list[tuple[Path, Path]], fmt: str = "png", options: Res
         for src, dst in pairs:
             yield restore_one(src, dst, fmt, options, gray_options)
         return
+    client.register_plugin(_allocator_plugin())  # workers of now and later alike; one entry however many runs
     futures = client.map(restore_one, *zip(*pairs), fmt=fmt, options=options, gray_options=gray_options,
                          pure=False) if pairs else []
     try:
