@@ -86,8 +86,8 @@ def open_frames(path):
     layers = read_jpeg(paths)
     if len(layers) > 1:
         kinds = sorted({layer[0].shape for layer in layers})
-        raise RestoreError(f"{path}: the frames differ in size or kind ({', '.join(map(str, kinds[:3]))}…), "
-                         "so they make no one stack")
+        said = ", ".join(map(str, kinds[:3])) + (", …" if len(kinds) > 3 else "")
+        raise RestoreError(f"{path}: the frames differ in size or kind ({said}), so they make no one stack")
     data, kwargs, _ = layers[0]
     return data, kwargs["metadata"]
 

@@ -270,9 +270,6 @@ def _project_levels(levels, bounds, d):
     coefficients clamped to its bounds."""
     import torch
 
-    # each block as a row of 64: its transform is one matrix product for all blocks (D ⊗ D), not
-    # thousands of 8×8 ones
-    kron = torch.kron(d, d)
     planes = []
     for i, bound in enumerate(bounds):
         plane = levels[..., i, :, :]
@@ -280,10 +277,8 @@ def _project_levels(levels, bounds, d):
             planes.append(plane)
             continue
         fy, fx, low, high = bound
-        blocks = _blocks(_down(plane, fy, fx))
-        dct = blocks.reshape(*blocks.shape[:-2], 64) @ kron.T
-        step = (torch.clamp(dct, low.reshape(dct.shape), high.reshape(dct.shape)) - dct) @ kron
-        correction = _unblocks(step.reshape(blocks.shape))
+        dct = d @ _blocks(_down(plane, fy, fx)) @ d.T  # the same transform as the estimate of k
+        correction = _unblocks(d.T @ (torch.clamp(dct, low, high) - dct) @ d)
         planes.append(plane + _up(correction, fy, fx))
     return torch.stack(planes, -3)
 
