@@ -1,15 +1,20 @@
 """Speed and memory of each preset's inference on this machine (not a test).
 
-    python benchmarks/inference.py [--threads 2] [--presets tiny,small,unet,paper] [--precision auto]
-                                   [--consistency off,0.5] [--repeats 3] [--memory-mp 24 [--memory-tile 512]]
+    python benchmarks/inference.py [--threads 2] [--presets tiny,small,unet,paper] [--models qgcn-colour]
+                                   [--precision auto] [--consistency off,0.5] [--repeats 3]
+                                   [--memory-mp 24 [--memory-tile 512]]
 
 Prints a markdown table: parameters, fp16 weight size, restoration MACs per pixel, global MACs per
 image, and seconds per megapixel through the engine (default tile, global branch included) on a
-real photo upscaled to ~1 MP, one column per ``--consistency`` setting (the projection's time
-includes reading the file's coefficients; the best of ``--repeats`` runs, settings interleaved, so
-one machine's drift hits every column alike). Speed does not depend on the weights' values, so
-untrained weights are used. ``--memory-mp`` also writes a JPEG of that many megapixels, then decodes and restores it
-in a fresh process and reports that process's peak resident memory.
+real photo upscaled to ~1 MP. Presets run with untrained weights, which cost the network what
+trained ones do, consistency off. ``--models`` (shipped names or exported folders) run with their
+trained weights, one column per ``--consistency`` setting: the projection's later rounds run only
+on the MCUs whose pixels clip, and an untrained network's output clips in most of them (70 % here
+against 8 % for the shipped model), so only trained weights time the projection as users meet it.
+The projection's time includes reading the file's coefficients; the best of ``--repeats`` runs,
+settings interleaved, so one machine's drift hits every column alike. ``--memory-mp`` also writes
+a JPEG of that many megapixels, then decodes and restores it in a fresh process (the ``small``
+preset) and reports that process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -73,10 +78,22 @@ def measure_memory(preset: str, path: str, threads: int, precision: str, tile: i
           f"torch {torch.__version__}")
 
 
+def _cell(times: dict[str, list[float]], setting: str, first: str) -> str:
+    """Best s/MP of ``setting``; beside the first setting, also the median of its runs' ratios
+    to the first's run just before (this machine's speed drifts by up to 50 % between minutes;
+    a run and its neighbour share the drift)."""
+    cell = f"{min(times[setting]):.3f}"
+    if setting == first:
+        return cell
+    ratios = sorted(t / before for t, before in zip(times[setting], times[first]))
+    return f"{cell} ({ratios[len(ratios) // 2] - 1:+.1%})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--presets", default="tiny,small,unet,paper")
+    ap.add_argument("--models", default="qgcn-colour", help="trained models to time in every --consistency setting")
     ap.add_argument("--precision", default="auto", help="auto, float32, bfloat16 (see RestoreOptions)")
     ap.add_argument("--consistency", default="off,0.5", help="settings to time, comma-separated")
     ap.add_argument("--repeats", type=int, default=3)
@@ -99,6 +116,7 @@ def main() -> None:
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.model import build_model, model_cost, preset
     from napari_jpeg_restore.options import RestoreOptions
+    from napari_jpeg_restore.weights import load_model
 
     data = photo(1.0)
     im = Image.open(io.BytesIO(data))
@@ -108,26 +126,29 @@ def main() -> None:
     runs = run_precision(args.precision, torch.device("cpu"))
     print(f"torch {torch.__version__}, {args.threads} threads, precision {args.precision} (runs {runs}), "
           f"image {im.width}x{im.height}\n")
-    print("| preset | params | fp16 weights | MACs/pixel (restoration) | MACs/image (global) | "
+    print("| network | params | fp16 weights | MACs/pixel (restoration) | MACs/image (global) | "
           + " | ".join(f"s/MP, consistency {c}" for c in settings) + " |")
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(settings))
-    for name in args.presets.split(","):
-        cfg = preset(name)
-        cost = model_cost(cfg)
-        model = build_model(cfg)
+    rows = [(name, build_model(preset(name)), ["off"]) for name in args.presets.split(",") if name]
+    for name in args.models.split(","):
+        if name:
+            trained = load_model(name)
+            rows.append((f"{name} ({trained.record.get('preset', '?')}, trained)", trained.network, settings))
+    for name, model, timed in rows:
+        cost = model_cost(model.config)
         engines = {c: Engine(model, RestoreOptions(threads=args.threads, precision=args.precision, consistency=c))
-                   for c in settings}
-        best = {c: float("inf") for c in settings}
+                   for c in timed}
+        times: dict[str, list[float]] = {c: [] for c in timed}
         for _ in range(args.repeats):
             for c, engine in engines.items():
                 engine.run(pixels[:64, :64], facts)  # warm-up
                 t = time.perf_counter()
                 coefficients = coefficients_from_bytes(data, facts) if engine.alpha is not None else None
                 engine.run(pixels, facts, coefficients=coefficients)
-                best[c] = min(best[c], (time.perf_counter() - t) / mp)
+                times[c].append((time.perf_counter() - t) / mp)
         print(f"| {name} | {cost['params'] / 1e6:.2f} M | {cost['weights_fp16_bytes'] / 2**20:.1f} MiB | "
               f"{cost['macs_per_pixel'] / 1e3:.0f} k | {cost['global_macs_per_image'] / 1e6:.0f} M | "
-              + " | ".join(f"{best[c]:.3f}" for c in settings) + " |")
+              + " | ".join(_cell(times, c, timed[0]) if c in times else "" for c in settings) + " |")
     if args.memory_mp:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "big.jpg"

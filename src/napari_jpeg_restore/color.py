@@ -4,6 +4,7 @@ need torch."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,19 +16,44 @@ if TYPE_CHECKING:  # torch is imported where a tensor is made, so that importing
 _CHROMA_SHIFT = 128 / 255 - 0.5
 
 
+@cache
+def _affine() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """kornia's RGB -> YCbCr read off as the affine map it is (its value at black and at the three
+    primaries), chroma centred as in JPEG: (matrix, offset, inverse matrix), float64. Each
+    conversion is then one matrix product, about five times faster than kornia's pass per term,
+    which counts in the projection's colour round trips. The inverse is the exact one (kornia's
+    own rounds its constants to three digits: 0.0001 levels apart)."""
+    import torch
+    from kornia.color import rgb_to_ycbcr as kornia_rgb_to_ycbcr
+
+    points = torch.cat([torch.zeros(1, 3), torch.eye(3)]).double()[:, :, None, None]  # black, R, G, B
+    values = kornia_rgb_to_ycbcr(points)[:, :, 0, 0].numpy()
+    matrix = np.ascontiguousarray((values[1:] - values[0]).T)  # row-major: BLAS's fast path
+    return matrix, values[0] + [0.0, _CHROMA_SHIFT, _CHROMA_SHIFT], np.linalg.inv(matrix)
+
+
+def _apply(matrix: np.ndarray, image: "Tensor", shift: np.ndarray) -> "Tensor":
+    """``matrix`` @ each pixel of ``image`` (…, 3, H, W), plus ``shift``: one product, in the
+    image's own precision even under autocast (which would run it in bfloat16: levels off)."""
+    import torch
+
+    m = torch.as_tensor(matrix, dtype=image.dtype, device=image.device)
+    s = torch.as_tensor(shift, dtype=image.dtype, device=image.device)
+    with torch.autocast(image.device.type, enabled=False):
+        return (m @ image.flatten(-2)).add_(s[:, None]).unflatten(-1, image.shape[-2:])
+
+
 def rgb_to_ycbcr(rgb: "Tensor") -> "Tensor":
     """(…, 3, H, W) RGB in [0, 1] -> Y, Cb, Cr in [0, 1], chroma centred on 128/255 as in JPEG."""
-    from kornia.color import rgb_to_ycbcr as _convert
-
-    ycc = _convert(rgb)
-    return ycc + ycc.new_tensor([0.0, _CHROMA_SHIFT, _CHROMA_SHIFT])[:, None, None]
+    matrix, offset, _ = _affine()
+    return _apply(matrix, rgb, offset)
 
 
-def ycbcr_to_rgb(ycc: "Tensor") -> "Tensor":
-    """Inverse of :func:`rgb_to_ycbcr`; the result is clipped to [0, 1]."""
-    from kornia.color import ycbcr_to_rgb as _convert
-
-    return _convert(ycc - ycc.new_tensor([0.0, _CHROMA_SHIFT, _CHROMA_SHIFT])[:, None, None])
+def ycbcr_to_rgb(ycc: "Tensor", clip: bool = True) -> "Tensor":
+    """Inverse of :func:`rgb_to_ycbcr`; the result is clipped to [0, 1] unless ``clip`` is False."""
+    _, offset, inverse = _affine()
+    rgb = _apply(inverse, ycc, -inverse @ offset)
+    return rgb.clamp(0, 1) if clip else rgb
 
 
 def rgb_to_ycbcr_levels(rgb: np.ndarray) -> np.ndarray:

@@ -115,35 +115,29 @@ def _dct_matrix(dtype, device):
     return d.to(dtype=dtype, device=device)
 
 
-def _blocks(plane):
-    """(…, H, W) -> (…, H/8, W/8, 8, 8)."""
+def _transforms(fy: int, fx: int, dtype, device):
+    """For a component sampled every ``fy`` × ``fx`` pixels, (tv, th, bv, bh): its blocks'
+    coefficients are ``tv @ X @ th.T`` for each (8 fy, 8 fx) block ``X`` of full-resolution pixels
+    (the box average libjpeg's encoder takes, then the DCT: one product, no pooling pass), and a
+    coefficient change ``C`` comes back to full resolution, each sample replicated over the pixels
+    it averaged, as ``bv @ C @ bh``."""
+    import torch
+
+    d = _dct_matrix(dtype, device)
+    tv, th = (torch.repeat_interleave(d, f, dim=1) / f for f in (fy, fx))
+    return tv, th, tv.T * fy, th * fx
+
+
+def _blocks(plane, height: int = 8, width: int = 8):
+    """(…, H, W) -> (…, H/height, W/width, height, width)."""
     *lead, h, w = plane.shape
-    return plane.reshape(*lead, h // 8, 8, w // 8, 8).transpose(-3, -2)
+    return plane.reshape(*lead, h // height, height, w // width, width).transpose(-3, -2)
 
 
 def _unblocks(blocks):
     """Inverse of :func:`_blocks`."""
-    *lead, rows, cols, _, _ = blocks.shape
-    return blocks.transpose(-3, -2).reshape(*lead, rows * 8, cols * 8)
-
-
-def _down(plane, fy: int, fx: int):
-    """(…, H, W) box-averaged over fy × fx pixels."""
-    import torch.nn.functional as F
-
-    if fy == fx == 1:
-        return plane
-    *lead, h, w = plane.shape
-    # a pooling kernel: several times faster than a mean over a strided view
-    return F.avg_pool2d(plane.reshape(-1, 1, h, w), (fy, fx)).reshape(*lead, h // fy, w // fx)
-
-
-def _up(plane, fy: int, fx: int):
-    """(…, h, w) with each pixel repeated over fy × fx pixels: one copy."""
-    if fy == fx == 1:
-        return plane
-    *lead, h, w = plane.shape
-    return plane[..., :, None, :, None].expand(*lead, h, fy, w, fx).reshape(*lead, h * fy, w * fx)
+    *lead, rows, cols, height, width = blocks.shape
+    return blocks.transpose(-3, -2).reshape(*lead, rows * height, cols * width)
 
 
 def _edge_replicated(ycc, valid):
@@ -183,12 +177,15 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
 
     c, h, w = ycc.shape
     valid = valid or (0, h, 0, w)
-    d = _dct_matrix(ycc.dtype, ycc.device)
     vmax, hmax = max(v for _, v in facts.sampling), max(h_ for h_, _ in facts.sampling)
     if coefficients is None and decoded is None:
         raise ValueError("project needs the file's coefficients or the decoded region to estimate them from")
-    coded = None if coefficients is not None else _edge_replicated(decoded, valid) * 255 - 128
-    bounds: list[tuple | None] = []  # per component: (fy, fx, low, high) of its block coefficients; None: free
+    coded = None if coefficients is not None else _edge_replicated(decoded, valid)
+    # The transforms run on [0, 1] pixels, the bounds come in levels (pixel level 128 is 0): a
+    # block's coefficients in levels are 255 × those in pixels less 8 × 128 at DC.
+    shift = torch.zeros(8, 8, dtype=ycc.dtype, device=ycc.device)
+    shift[0, 0] = 8 * 128
+    bounds: list[tuple | None] = []  # per component: (fy, fx, transforms, low, high) in pixels; None: free
     for i in range(c):
         (hs, vs), q = facts.sampling[i], torch.as_tensor(facts.tables[i], dtype=ycc.dtype, device=ycc.device)
         fy, fx = vmax // vs, hmax // hs
@@ -196,21 +193,23 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
             # k estimated from up-sampled chroma is not the file's (it costs 0.05 dB at QF 95): left free
             bounds.append(None)
             continue
+        transforms = _transforms(fy, fx, ycc.dtype, ycc.device)
         shape = (h // (8 * fy), w // (8 * fx))
         if coefficients is not None:
             from_file = _file_blocks(coefficients.blocks[i], origin[0] // (8 * fy), origin[1] // (8 * fx), shape)
             k = torch.as_tensor(from_file, dtype=ycc.dtype, device=ycc.device)
         else:
             assert coded is not None  # checked above: no coefficients, so the decoded region
-            k = torch.round((d @ _blocks(_down(coded[i], fy, fx)) @ d.T) / q)
+            tv, th = transforms[:2]
+            k = torch.round((255 * (tv @ _blocks(coded[i], 8 * fy, 8 * fx) @ th.T) - shift) / q)
         half = torch.clamp(torch.minimum(alpha * q, 0.5 * q - ROUNDING_MARGIN), min=0)
         # a block the file does not have (NaN) stays as restored
-        low, high = (torch.nan_to_num(k * q + s * half, nan=s * torch.inf) for s in (-1, 1))
-        bounds.append((fy, fx, low, high))
+        kq = k * (q / 255)
+        low, high = (torch.nan_to_num_(kq + (shift + s * half) / 255, nan=s * torch.inf) for s in (-1, 1))
+        bounds.append((fy, fx, transforms, low, high))
     mcu = (8 * vmax, 8 * hmax)
     grid = (h // mcu[0], w // mcu[1])
-    in_range = _in_pixel_range(ycc)
-    out = (_project_levels(_edge_replicated(in_range, valid) * 255 - 128, bounds, d) + 128) / 255
+    out = _project_planes(_edge_replicated(_in_pixel_range(ycc), valid), bounds)
     if rounds < 2:
         return out
     # The later rounds matter only for MCUs with clipped pixels or reaching outside the image: they
@@ -220,12 +219,12 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
     edge = torch.ones(grid, dtype=torch.bool, device=ycc.device)
     edge[-(-valid[0] // mcu[0]) : valid[1] // mcu[0], -(-valid[2] // mcu[1]) : valid[3] // mcu[1]] = False  # wholly inside
     by_mcu = lambda t: t.reshape(t.shape[0], grid[0], mcu[0], grid[1], mcu[1]).permute(1, 3, 0, 2, 4)  # noqa: E731
-    clipped = (_in_pixel_range(out) - out).abs().amax(0).reshape(grid[0], mcu[0], grid[1], mcu[1]).amax((1, 3)) > 1e-6
+    clipped = _clipped(out, grid, mcu)
     chosen = (clipped | edge).nonzero(as_tuple=True)
     if not len(chosen[0]):
         return out
     part = by_mcu(out)[chosen]
-    part_bounds = [None if b is None else (*b[:2], *(_mcu_blocks(x, grid, mcu, b[:2])[chosen] for x in b[2:]))
+    part_bounds = [None if b is None else (*b[:3], *(_mcu_blocks(x, grid, mcu, b[:2])[chosen] for x in b[3:]))
                    for b in bounds]
     # only MCUs that reach outside the image need their edges replicated (the gather is not free)
     part_valid = _mcu_valid(chosen, mcu, valid, ycc.device) if bool(edge[chosen].any()) else None
@@ -233,9 +232,8 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
         levels = _in_pixel_range(part)
         if part_valid is not None:
             levels = _edge_replicated_mcus(levels, part_valid)
-        part = (_project_levels(levels * 255 - 128, part_bounds, d) + 128) / 255
-    out = out.clone()
-    by_mcu(out)[chosen] = part
+        part = _project_planes(levels, part_bounds)
+    by_mcu(out)[chosen] = part  # out is this call's own (made by the first round)
     return out
 
 
@@ -265,22 +263,21 @@ def _edge_replicated_mcus(batch, valid):
                  cols[:, None, None, :]]
 
 
-def _project_levels(levels, bounds, d):
-    """Level-shifted planes (C, H, W), or a batch of MCUs (N, C, h, w), with every block's
-    coefficients clamped to its bounds."""
+def _project_planes(planes, bounds):
+    """Planes (C, H, W) in [0, 1], or a batch of MCUs (N, C, h, w), with every block's
+    coefficients clamped to its bounds (as :func:`project` makes them)."""
     import torch
 
-    planes = []
+    out = []
     for i, bound in enumerate(bounds):
-        plane = levels[..., i, :, :]
+        plane = planes[..., i, :, :]
         if bound is None:
-            planes.append(plane)
+            out.append(plane)
             continue
-        fy, fx, low, high = bound
-        dct = d @ _blocks(_down(plane, fy, fx)) @ d.T  # the same transform as the estimate of k
-        correction = _unblocks(d.T @ (torch.clamp(dct, low, high) - dct) @ d)
-        planes.append(plane + _up(correction, fy, fx))
-    return torch.stack(planes, -3)
+        fy, fx, (tv, th, bv, bh), low, high = bound
+        dct = tv @ _blocks(plane, 8 * fy, 8 * fx) @ th.T  # the same transform as the estimate of k
+        out.append(plane + _unblocks(bv @ (torch.clamp(dct, low, high) - dct) @ bh))
+    return torch.stack(out, -3)
 
 
 def _mcu_blocks(bounds, grid, mcu, factors):
@@ -289,6 +286,16 @@ def _mcu_blocks(bounds, grid, mcu, factors):
     fy, fx = factors
     bh, bw = mcu[0] // (8 * fy), mcu[1] // (8 * fx)
     return bounds.reshape(grid[0], bh, grid[1], bw, 8, 8).permute(0, 2, 1, 3, 4, 5)
+
+
+def _clipped(ycc, grid, mcu):
+    """Which MCUs of ``ycc`` (C, H, W) hold pixels outside the output's range: a bool (MCU rows, cols)."""
+    from .color import ycbcr_to_rgb
+
+    pixels = ycbcr_to_rgb(ycc, clip=False) if ycc.shape[0] == 3 else ycc
+    # distance from mid-grey, reduced over channels, then along rows: each step a contiguous reduction
+    reach = (pixels - 0.5).abs().amax(0).reshape(grid[0], mcu[0], grid[1], mcu[1]).amax(-1).amax(1)
+    return reach > 0.5 + 1e-6
 
 
 def _in_pixel_range(ycc):
