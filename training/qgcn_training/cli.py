@@ -132,7 +132,8 @@ def _qualities(ctx, param, text: str) -> list[int]:
               help="default, a shipped name, an exported folder or a checkpoint.pt (its kind's sets).")
 @click.option("--gray-model", help="Model for the gray sets when --model is a colour one.")
 @click.option("--sets", default="live1,live1-gray,bsds500,bsds500-gray", show_default=True,
-              help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5, synthetic, synthetic-gray.")
+              help="Any of live1, live1-gray, bsds500, bsds500-gray, classic5, synthetic, synthetic-gray, pool-val, "
+                   "pool-val-gray (whole held-out training-pool images: the race's validator).")
 @click.option("--qf", default="10,20,30,40,50", show_default=True, callback=_qualities,
               help="JPEG qualities to code each image at, comma-separated.")
 @click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False))

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -580,3 +581,11 @@ def test_a_data_folder_without_images_is_a_usage_error_and_leaves_no_run_folder(
                                        "--steps", "1", "--holdout", "0"])
     assert result.exit_code == 2 and "no training images found" in result.output, result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_help_names_every_set():
+    from qgcn_training.evaluate import SETS
+
+    out = CliRunner().invoke(main, ["evaluate", "--help"], terminal_width=200)
+    named = set(re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", out.output.split("--sets", 1)[1].split("--qf", 1)[0]))
+    assert out.exit_code == 0 and set(SETS) <= named
