@@ -229,10 +229,10 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
     # only MCUs that reach outside the image need their edges replicated (the gather is not free)
     part_valid = _mcu_valid(chosen, mcu, valid, ycc.device) if bool(edge[chosen].any()) else None
     for _ in range(rounds - 1):
-        levels = _in_pixel_range(part)
+        pixels = _in_pixel_range(part)
         if part_valid is not None:
-            levels = _edge_replicated_mcus(levels, part_valid)
-        part = _project_planes(levels, part_bounds)
+            pixels = _edge_replicated_mcus(pixels, part_valid)
+        part = _project_planes(pixels, part_bounds)
     by_mcu(out)[chosen] = part  # out is this call's own (made by the first round)
     return out
 
