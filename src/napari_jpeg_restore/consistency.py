@@ -304,7 +304,7 @@ def _in_pixel_range(ycc):
 
     if ycc.shape[-3] == 1:  # (…, 1, H, W): gray, planes or a batch of MCUs
         return ycc.clamp(0, 1)
-    return rgb_to_ycbcr(ycbcr_to_rgb(ycc).clamp(0, 1))
+    return rgb_to_ycbcr(ycbcr_to_rgb(ycc))  # ycbcr_to_rgb clips
 
 
 def _file_blocks(blocks: np.ndarray, row: int, col: int, shape) -> np.ndarray:
