@@ -116,42 +116,55 @@ def _dct_matrix(dtype, device):
 
 
 def _transforms(fy: int, fx: int, dtype, device):
-    """For a component sampled every ``fy`` × ``fx`` pixels, (tv, th, bv, bh): its blocks'
-    coefficients are ``tv @ X @ th.T`` for each (8 fy, 8 fx) block ``X`` of full-resolution pixels
-    (the box average libjpeg's encoder takes, then the DCT: one product, no pooling pass), and a
-    coefficient change ``C`` comes back to full resolution, each sample replicated over the pixels
-    it averaged, as ``bv @ C @ bh``."""
+    """For a component sampled every ``fy`` × ``fx`` pixels, (down, across, up, back): the
+    coefficients of each (8 fy, 8 fx) block ``X`` of full-resolution pixels are
+    ``down @ X @ across`` (the box average libjpeg's encoder takes, then the DCT: one product, no
+    pooling pass), and a coefficient change ``C`` comes back to full resolution, each sample
+    replicated over the pixels it averaged, as ``up @ C @ back``."""
     import torch
 
     d = _dct_matrix(dtype, device)
-    tv, th = (torch.repeat_interleave(d, f, dim=1) / f for f in (fy, fx))
-    return tv, th, tv.T * fy, th * fx
+    down, back = (torch.repeat_interleave(d, f, dim=1) / f for f in (fy, fx))
+    return down, back.T.contiguous(), down.T * fy, back * fx
 
 
-def _blocks(plane, height: int = 8, width: int = 8):
-    """(…, H, W) -> (…, H/height, W/width, height, width)."""
-    *lead, h, w = plane.shape
-    return plane.reshape(*lead, h // height, height, w // width, width).transpose(-3, -2)
+def _coefficients(planes, transforms):
+    """Every block's DCT coefficients of pixels (…, H, W), as a coefficient plane (…, H / fy,
+    W / fx): block (r, c)'s coefficient (u, v) at (8 r + u, 8 c + v). Two large products, one
+    along rows and one along columns, where one product per block would be thousands of small ones."""
+    down, across = transforms[:2]
+    *lead, h, w = planes.shape
+    rows = planes.reshape(*lead, h, w // across.shape[0], across.shape[0]) @ across
+    rows = rows.reshape(*lead, h // down.shape[1], down.shape[1], -1)
+    return (down @ rows).flatten(-3, -2)
 
 
-def _unblocks(blocks):
-    """Inverse of :func:`_blocks`."""
-    *lead, rows, cols, height, width = blocks.shape
-    return blocks.transpose(-3, -2).reshape(*lead, rows * height, cols * width)
+def _pixels(coefficients, transforms):
+    """Inverse of :func:`_coefficients` for a coefficient change: (…, H / fy, W / fx) to (…, H, W)."""
+    up, back = transforms[2:]
+    *lead, h, w = coefficients.shape
+    cols = (up @ coefficients.reshape(*lead, h // 8, 8, w)).flatten(-3, -2)
+    return (cols.reshape(*lead, cols.shape[-2], w // 8, 8) @ back).flatten(-2)
 
 
 def _edge_replicated(ycc, valid):
     """``ycc`` (C, H, W) with the pixels outside ``valid`` (y0, y1, x0, x1) replaced by the
     nearest pixel inside, as an encoder pads partial blocks."""
-    import torch
+    import torch.nn.functional as F
 
     h, w = ycc.shape[1:]
     y0, y1, x0, x1 = valid
     if (y0, y1, x0, x1) == (0, h, 0, w):
         return ycc
-    rows = torch.arange(h, device=ycc.device).clamp(y0, y1 - 1)
-    cols = torch.arange(w, device=ycc.device).clamp(x0, x1 - 1)
-    return ycc[:, rows][:, :, cols]
+    return F.pad(ycc[:, y0:y1, x0:x1], (x0, w - x1, y0, h - y1), mode="replicate")
+
+
+def _by_mcu(t, grid):
+    """(…, H, W) regrouped by MCU, as a view: (MCU rows, MCU cols, …, H / MCU rows, W / MCU cols)."""
+    *lead, h, w = t.shape
+    n = len(lead)
+    t = t.reshape(*lead, grid[0], h // grid[0], grid[1], w // grid[1])
+    return t.permute(n, n + 2, *range(n), n + 1, n + 3)
 
 
 def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coefficients | None = None,
@@ -182,12 +195,14 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
         raise ValueError("project needs the file's coefficients or the decoded region to estimate them from")
     coded = None if coefficients is not None else _edge_replicated(decoded, valid)
     # The transforms run on [0, 1] pixels, the bounds come in levels (pixel level 128 is 0): a
-    # block's coefficients in levels are 255 × those in pixels less 8 × 128 at DC.
-    shift = torch.zeros(8, 8, dtype=ycc.dtype, device=ycc.device)
-    shift[0, 0] = 8 * 128
-    bounds: list[tuple | None] = []  # per component: (fy, fx, transforms, low, high) in pixels; None: free
+    # block's coefficients in levels are 255 × those in pixels less 8 × 128 at DC. Tables are
+    # (8, 1, 8), to meet every block of a coefficient plane seen as (block rows, 8, block cols, 8).
+    shift = torch.zeros(8, 1, 8, dtype=ycc.dtype, device=ycc.device)
+    shift[0, 0, 0] = 8 * 128
+    bounds: list[tuple | None] = []  # per component: (transforms, low, high) coefficient planes in pixels; None: free
     for i in range(c):
-        (hs, vs), q = facts.sampling[i], torch.as_tensor(facts.tables[i], dtype=ycc.dtype, device=ycc.device)
+        (hs, vs), table = facts.sampling[i], facts.tables[i]
+        q = torch.as_tensor(table, dtype=ycc.dtype, device=ycc.device)[:, None, :]
         fy, fx = vmax // vs, hmax // hs
         if coefficients is None and (fy, fx) != (1, 1):
             # k estimated from up-sampled chroma is not the file's (it costs 0.05 dB at QF 95): left free
@@ -200,13 +215,14 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
             k = torch.as_tensor(from_file, dtype=ycc.dtype, device=ycc.device)
         else:
             assert coded is not None  # checked above: no coefficients, so the decoded region
-            tv, th = transforms[:2]
-            k = torch.round((255 * (tv @ _blocks(coded[i], 8 * fy, 8 * fx) @ th.T) - shift) / q)
+            k = torch.round((255 * _coefficients(coded[i], transforms).reshape(shape[0], 8, shape[1], 8)
+                             - shift) / q)
         half = torch.clamp(torch.minimum(alpha * q, 0.5 * q - ROUNDING_MARGIN), min=0)
         # a block the file does not have (NaN) stays as restored
         kq = k * (q / 255)
-        low, high = (torch.nan_to_num_(kq + (shift + s * half) / 255, nan=s * torch.inf) for s in (-1, 1))
-        bounds.append((fy, fx, transforms, low, high))
+        low, high = (torch.nan_to_num_(kq + (shift + s * half) / 255, nan=s * torch.inf).flatten(2).flatten(0, 1)
+                     for s in (-1, 1))
+        bounds.append((transforms, low, high))
     mcu = (8 * vmax, 8 * hmax)
     grid = (h // mcu[0], w // mcu[1])
     out = _project_planes(_edge_replicated(_in_pixel_range(ycc), valid), bounds)
@@ -218,14 +234,12 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
     # are, so the MCUs chosen after the first round are all that later rounds can change.
     edge = torch.ones(grid, dtype=torch.bool, device=ycc.device)
     edge[-(-valid[0] // mcu[0]) : valid[1] // mcu[0], -(-valid[2] // mcu[1]) : valid[3] // mcu[1]] = False  # wholly inside
-    by_mcu = lambda t: t.reshape(t.shape[0], grid[0], mcu[0], grid[1], mcu[1]).permute(1, 3, 0, 2, 4)  # noqa: E731
     clipped = _clipped(out, grid, mcu)
     chosen = (clipped | edge).nonzero(as_tuple=True)
     if not len(chosen[0]):
         return out
-    part = by_mcu(out)[chosen]
-    part_bounds = [None if b is None else (*b[:3], *(_mcu_blocks(x, grid, mcu, b[:2])[chosen] for x in b[3:]))
-                   for b in bounds]
+    part = _by_mcu(out, grid)[chosen]
+    part_bounds = [None if b is None else (b[0], *(_by_mcu(x, grid)[chosen] for x in b[1:])) for b in bounds]
     # only MCUs that reach outside the image need their edges replicated (the gather is not free)
     part_valid = _mcu_valid(chosen, mcu, valid, ycc.device) if bool(edge[chosen].any()) else None
     for _ in range(rounds - 1):
@@ -233,7 +247,7 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
         if part_valid is not None:
             pixels = _edge_replicated_mcus(pixels, part_valid)
         part = _project_planes(pixels, part_bounds)
-    by_mcu(out)[chosen] = part  # out is this call's own (made by the first round)
+    _by_mcu(out, grid)[chosen] = part  # out is this call's own (made by the first round)
     return out
 
 
@@ -265,27 +279,16 @@ def _edge_replicated_mcus(batch, valid):
 
 def _project_planes(planes, bounds):
     """Planes (C, H, W) in [0, 1], or a batch of MCUs (N, C, h, w), with every block's
-    coefficients clamped to its bounds (as :func:`project` makes them)."""
+    coefficients clamped to its bounds (as :func:`project` makes them), in place: every caller
+    passes planes of its own (made by :func:`_in_pixel_range`)."""
     import torch
 
-    out = []
     for i, bound in enumerate(bounds):
-        plane = planes[..., i, :, :]
-        if bound is None:
-            out.append(plane)
-            continue
-        fy, fx, (tv, th, bv, bh), low, high = bound
-        dct = tv @ _blocks(plane, 8 * fy, 8 * fx) @ th.T  # the same transform as the estimate of k
-        out.append(plane + _unblocks(bv @ (torch.clamp(dct, low, high) - dct) @ bh))
-    return torch.stack(out, -3)
-
-
-def _mcu_blocks(bounds, grid, mcu, factors):
-    """A component's per-block bounds (block rows, block cols, 8, 8) regrouped by MCU:
-    (MCU rows, MCU cols, blocks down an MCU, blocks across, 8, 8)."""
-    fy, fx = factors
-    bh, bw = mcu[0] // (8 * fy), mcu[1] // (8 * fx)
-    return bounds.reshape(grid[0], bh, grid[1], bw, 8, 8).permute(0, 2, 1, 3, 4, 5)
+        if bound is not None:
+            plane, (transforms, low, high) = planes[..., i, :, :], bound
+            dct = _coefficients(plane, transforms)  # the same transform as the estimate of k
+            plane += _pixels(torch.clamp(dct, low, high).sub_(dct), transforms)
+    return planes
 
 
 def _clipped(ycc, grid, mcu):
@@ -293,9 +296,10 @@ def _clipped(ycc, grid, mcu):
     from .color import ycbcr_to_rgb
 
     pixels = ycbcr_to_rgb(ycc, clip=False) if ycc.shape[0] == 3 else ycc
-    # distance from mid-grey, reduced over channels, then along rows: each step a contiguous reduction
-    reach = (pixels - 0.5).abs().amax(0).reshape(grid[0], mcu[0], grid[1], mcu[1]).amax(-1).amax(1)
-    return reach > 0.5 + 1e-6
+    # reduced over channels, then along rows: each step a contiguous reduction
+    per_mcu = lambda t: t.reshape(grid[0], mcu[0], grid[1], mcu[1])  # noqa: E731
+    eps = 1e-6
+    return (per_mcu(pixels.amax(0)).amax(-1).amax(1) > 1 + eps) | (per_mcu(pixels.amin(0)).amin(-1).amin(1) < -eps)
 
 
 def _in_pixel_range(ycc):
@@ -308,8 +312,9 @@ def _in_pixel_range(ycc):
 
 
 def _file_blocks(blocks: np.ndarray, row: int, col: int, shape) -> np.ndarray:
-    """``shape`` blocks of a coefficient array from (row, col), NaN where the file has none."""
-    out = np.full((*shape, 8, 8), np.nan, dtype=np.float32)
+    """``shape`` blocks of a coefficient array from (row, col), as (block rows, 8, block cols, 8)
+    (a coefficient plane's layout: see :func:`_coefficients`), NaN where the file has none."""
+    out = np.full((shape[0], 8, shape[1], 8), np.nan, dtype=np.float32)
     part = blocks[row : row + shape[0], col : col + shape[1]]
-    out[: part.shape[0], : part.shape[1]] = part
+    out[: part.shape[0], :, : part.shape[1]] = part.transpose(0, 2, 1, 3)
     return out
