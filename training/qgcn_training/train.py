@@ -110,7 +110,8 @@ class TrainSettings:
     holdout: int = _setting(3, kind=int, help="Images of the first --data folder kept to validate.")
     val_every: int = _setting(250, kind=int, help="Validate every N steps.")
     checkpoint_minutes: float = _setting(5.0, kind=float, help="Write checkpoint.pt this often.")
-    init_from: str | None = _setting(None, help="Warm start from shipped weights (a name or an exported folder).")
+    init_from: str | None = _setting(None, help="Warm start from shipped weights (a name or an exported folder); "
+                                      "a --gray run may start from a colour model.")
     variety: dict = field(default_factory=lambda: asdict(JpegVariety()), metadata={"cli": False})
 
     def __post_init__(self):
@@ -274,7 +275,7 @@ class Trainer:
             _init_gaussian(self.model)
         if s.init_from:
             try:
-                warm_start(self.model, load_model(s.init_from, colour=not s.gray).network)
+                warm_start(self.model, load_model(s.init_from, colour=None).network)  # a gray run may start from colour
             except ValueError as exc:  # WeightsError is one too
                 raise TrainingStopped(f"--init-from {s.init_from}: {exc}") from None
         self.layout = memory_format(self.device, training=True)

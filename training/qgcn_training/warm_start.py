@@ -11,15 +11,44 @@ from torch import nn
 
 def warm_start(model: nn.Module, source: nn.Module) -> None:
     """Copy ``source``'s weights into ``model``. Their configs must match, except that ``model``
-    may add the full-resolution path ``source`` lacks: that path starts at zero, so ``model``
-    restores exactly as ``source`` does until training grows it."""
+    may add the full-resolution path ``source`` lacks (that path starts at zero, so ``model``
+    restores exactly as ``source`` does until training grows it), or be the grayscale twin of a
+    colour ``source`` (see :func:`gray_from_colour`)."""
     want, have = model.config, source.config
+    if have.colour and not want.colour and replace(have, colour=False) == want:
+        model.load_state_dict(gray_from_colour(source.state_dict(), model.state_dict()))
+        return
     grows = not have.fine_channels and replace(want, fine_channels=0, fine_blocks=have.fine_blocks) == have
     if want != have and not grows:
         a, b = want.to_dict(), have.to_dict()
         differ = ", ".join(f"{k} {b[k]!r} (run: {a[k]!r})" for k in a if a[k] != b[k])
         raise ValueError(f"the warm start's network differs: {differ}")
     model.load_state_dict(source.state_dict(), strict=not grows)
+
+
+def gray_from_colour(colour: dict, gray: dict) -> dict:
+    """A colour network's weights (state dict) for its grayscale twin (``gray``: the twin's own, for
+    the shapes). A gray image is a colour one with neutral chroma: the layers that take the input
+    (image channels Y, Cb, Cr, then the luma and chroma maps, then any features) keep Y's weights,
+    fold Cb's and Cr's, times the neutral 0.5, into their bias, and give the one map the sum of
+    both maps' weights (a gray file's table standing for both); the layers that give the image
+    keep Y's output. Exact but for the zero padding at the image's edge."""
+    out = {}
+    for name, w in colour.items():
+        want = gray[name].shape
+        if w.shape == want:
+            out.setdefault(name, w.clone())  # an input layer's bias may be set, folded, already
+        elif w.dim() == 4 and w.shape[1] - want[1] in (2, 3):  # a layer taking the input
+            maps = w.shape[1] - want[1] - 2  # 1 with quantization maps, 0 without
+            bias = name.removesuffix("weight") + "bias"
+            out[bias] = colour[bias] + 0.5 * w[:, 1:3].sum(dim=(1, 2, 3))
+            taken = [w[:, :1]] + ([w[:, 3:4] + w[:, 4:5]] if maps else []) + [w[:, 3 + 2 * maps :]]
+            out[name] = torch.cat(taken, 1)
+        elif w.shape[0] == 3 and want[0] == 1:  # a layer giving the image: its Y row
+            out[name] = w[:1].clone()
+        else:
+            raise ValueError(f"{name}: a colour {tuple(w.shape)} has no grayscale twin {tuple(want)}")
+    return out
 
 
 def zero_global_output(model: nn.Module) -> None:

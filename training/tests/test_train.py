@@ -435,6 +435,38 @@ def test_init_from_exported_weights(pool_dir, tmp_path):
         assert torch.equal(warm["model"][k], v), k
 
 
+def test_a_gray_run_starts_from_a_colour_model(pool_dir, tmp_path):
+    """--gray --init-from a colour model: the gray network restores a gray image (away from its edge)
+    as the colour one restores it in colour (neutral chroma, the file's table for both maps) and gives
+    its Y; a colour run cannot start from a gray model."""
+    from napari_jpeg_restore.model import ModelConfig, build_model
+    from napari_jpeg_restore.weights import load_model
+
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *BASE, "--preset", "unet", "--steps", "1"])
+    CliRunner().invoke(main, ["export", str(tmp_path / "a" / "checkpoint.pt"), "--out", str(tmp_path / "w")],
+                       catch_exceptions=False)
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--preset", "unet", "--gray",
+            "--steps", "0", "--init-from", str(tmp_path / "w")])
+    warm = _weights(tmp_path / "b")
+    gray = build_model(ModelConfig.from_dict(warm["config"]))
+    gray.load_state_dict(warm["model"])
+    colour = load_model(tmp_path / "w", colour=True).network
+    torch.manual_seed(0)
+    y, table_map = torch.rand(1, 1, 128, 128), torch.rand(1, 1, 128, 128)
+    neutral = torch.full_like(y, 0.5)
+    with torch.no_grad():
+        want = colour.restore(torch.cat([y, neutral, neutral, table_map, table_map], 1))[:, :1]
+        got = gray.restore(torch.cat([y, table_map], 1))
+    assert not gray.config.colour and got.shape == want.shape
+    assert (got - y).abs().max() > 1e-3  # the networks change the image: the comparison means something
+    torch.testing.assert_close(got[..., 48:80, 48:80], want[..., 48:80, 48:80], atol=1e-5, rtol=0)
+    CliRunner().invoke(main, ["export", str(tmp_path / "b" / "checkpoint.pt"), "--out", str(tmp_path / "g")],
+                       catch_exceptions=False)
+    bad = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path / "c"), *BASE,
+                                    "--preset", "unet", "--steps", "0", "--init-from", str(tmp_path / "g")])
+    assert bad.exit_code == 1 and "the warm start's network differs: colour False (run: True)" in bad.output
+
+
 def test_init_from_grows_a_unet_a_full_resolution_path_and_refuses_other_networks(pool_dir, tmp_path):
     unet = [*BASE, "--preset", "unet"]
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *unet, "--steps", "1"])
