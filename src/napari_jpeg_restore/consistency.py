@@ -201,8 +201,7 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
     shift[0, 0, 0] = 8 * 128
     bounds: list[tuple | None] = []  # per component: (transforms, low, high) coefficient planes in pixels; None: free
     for i in range(c):
-        (hs, vs), table = facts.sampling[i], facts.tables[i]
-        q = torch.as_tensor(table, dtype=ycc.dtype, device=ycc.device)[:, None, :]
+        (hs, vs), q = facts.sampling[i], torch.as_tensor(facts.tables[i], dtype=ycc.dtype, device=ycc.device)[:, None, :]
         fy, fx = vmax // vs, hmax // hs
         if coefficients is None and (fy, fx) != (1, 1):
             # k estimated from up-sampled chroma is not the file's (it costs 0.05 dB at QF 95): left free
@@ -297,9 +296,8 @@ def _clipped(ycc, grid, mcu):
 
     pixels = ycbcr_to_rgb(ycc, clip=False) if ycc.shape[0] == 3 else ycc
     # reduced over channels, then along rows: each step a contiguous reduction
-    per_mcu = lambda t: t.reshape(grid[0], mcu[0], grid[1], mcu[1])  # noqa: E731
-    eps = 1e-6
-    return (per_mcu(pixels.amax(0)).amax(-1).amax(1) > 1 + eps) | (per_mcu(pixels.amin(0)).amin(-1).amin(1) < -eps)
+    high, low = (p.reshape(grid[0], mcu[0], grid[1], mcu[1]) for p in (pixels.amax(0), pixels.amin(0)))
+    return (high.amax(-1).amax(1) > 1 + 1e-6) | (low.amin(-1).amin(1) < -1e-6)
 
 
 def _in_pixel_range(ycc):
