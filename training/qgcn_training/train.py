@@ -285,6 +285,14 @@ class Trainer:
             for name, p in self.model.named_parameters():
                 p.requires_grad_(trains(name))
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=s.lr)
+        if s.skip_global and "global" in VARIANTS[self.config.variant].stages:
+            # the global stage takes no part, and DDP refuses parameters it is told to train that get
+            # no gradient. Frozen after the optimizer is made: it keeps them (never stepped), so
+            # checkpoints written before they were frozen still resume.
+            in_global = VARIANTS[self.config.variant].stages["global"]
+            for name, p in self.model.named_parameters():
+                if in_global(name):
+                    p.requires_grad_(False)
         self.ema = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(s.ema)) if s.ema else None
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
@@ -394,10 +402,18 @@ class Trainer:
                 "ran": {"device": str(self.device), "precision": self.precision,
                         "layout": "channels-last" if self.layout == torch.channels_last else "contiguous"}}
 
-    def _done(self, started: float) -> bool:
+    def _done(self, started: float, stop: dict) -> bool:
+        """Whether to stop here: a budget spent or ``stop["now"]`` set. Under DDP every rank stops at
+        the same step: their clocks and signals differ, and a rank that stops alone leaves the others
+        waiting for it."""
         s = self.s
-        return (s.steps is not None and self.step >= s.steps) or \
+        done = stop["now"] or (s.steps is not None and self.step >= s.steps) or \
             (s.minutes is not None and time.time() - started >= s.minutes * 60)
+        if not self.distributed:
+            return done
+        flag = torch.tensor([float(done)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def fit(self, stop: dict) -> None:
         """Train until the step or time budget runs out or ``stop["now"]`` is set (SIGTERM)."""
@@ -409,7 +425,7 @@ class Trainer:
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
         bar = tqdm(total=s.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True, desc="train")
         self.model.train()
-        while not stop["now"] and not self._done(started):
+        while not self._done(started, stop):
             t0 = time.time()
             batch = self.next_batch()
             t1 = time.time()
