@@ -303,14 +303,19 @@ def test_export_ema_writes_the_moving_average(pool_dir, tmp_path):
     assert result.exit_code == 1 and "checkpoint.pt: this checkpoint has no moving average" in result.output
 
 
+def _train_two_ranks(args):
+    """``qgcn-train train ARGS`` as two DDP ranks of one thread each (a hung run fails after 240 s)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                    "qgcn_training.cli", "train", *args], check=True, env=env, capture_output=True, timeout=240)
+
+
 @pytest.mark.parametrize("stage", [[], ["--variant", "qgcn", "--skip-global"]], ids=["qcn", "qgcn-skip-global"])
 def test_two_process_ddp_matches_one_process(pool_dir, tmp_path, stage):
     # with --skip-global the global branch's weights get no gradient, which DDP refuses unless frozen
     args = ["--data", str(pool_dir), *BASE, *stage, "--batch", "8", "--steps", "3", "--precision", "float32"]
     _train([*args, "--out", str(tmp_path / "one")])
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "qgcn_training.cli", "train",
-                    *args, "--out", str(tmp_path / "two")], check=True, env=env, capture_output=True)
+    _train_two_ranks([*args, "--out", str(tmp_path / "two")])
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert two["world_size"] == 2 and two["ranks_identical"] is True
     for k in one["model"]:
@@ -320,10 +325,7 @@ def test_two_process_ddp_matches_one_process(pool_dir, tmp_path, stage):
 def test_two_process_ddp_stops_together_on_a_time_budget(pool_dir, tmp_path):
     # each rank reads its own clock: without agreeing, one stops a step before the other, which then
     # waits for it forever
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-                    "qgcn_training.cli", "train", "--data", str(pool_dir), *BASE, "--minutes", "0.1", "--out",
-                    str(tmp_path / "two")], check=True, env=env, capture_output=True, timeout=240)
+    _train_two_ranks(["--data", str(pool_dir), *BASE, "--minutes", "0.1", "--out", str(tmp_path / "two")])
     ck = _weights(tmp_path / "two")
     assert ck["world_size"] == 2 and ck["ranks_identical"] is True and ck["step"] > 0
 
