@@ -502,8 +502,11 @@ def test_high_share_sets_the_share_of_high_quality_patches(pool_dir, tmp_path):
     variety = _weights(tmp_path)["settings"]["variety"]
     assert variety["high_share"] == 0.6 and tuple(variety["high_qf"]) == (61, 100)
     assert variety["synthetic_share"] == 0.15
-    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0", "--synthetic-share", "0.4"])
-    assert _weights(tmp_path / "b")["settings"]["variety"]["synthetic_share"] == 0.4
+    assert variety["smooth_chroma_share"] == 0.0
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "b"), *BASE, "--steps", "0", "--synthetic-share", "0.4",
+            "--smooth-chroma-share", "0.5"])
+    variety = _weights(tmp_path / "b")["settings"]["variety"]
+    assert variety["synthetic_share"] == 0.4 and variety["smooth_chroma_share"] == 0.5
 
 
 def test_training_through_the_consistency_projection(pool_dir, tmp_path):

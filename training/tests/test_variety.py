@@ -107,3 +107,29 @@ def test_records_before_high_share_read_as_its_complement():
     # training/continue/unet-colour's record, and the shipped models', store low_share
     assert JpegVariety.from_dict({"low_share": 0.4}).high_share == pytest.approx(0.6)
     assert JpegVariety.from_dict({"high_share": 0.2}) == JpegVariety(high_share=0.2)
+
+
+def test_smoothed_chroma_patches_keep_luma_and_lose_chroma_detail():
+    from conftest import DATA, need
+    from napari_jpeg_restore.color import rgb_to_ycbcr_levels
+
+    with Image.open(need(DATA / "WikiPhotos49" / "001.png")) as im:
+        pool = [(np.asarray(im.convert("RGB")), False)]
+    io = NetworkIO(preset("tiny"), global_on=False)
+
+    def patches(share, jpeg_truth=False):
+        v = JpegVariety(smooth_chroma_share=share, synthetic_share=0.0, double_share=0.0)
+        sampler = PatchSampler([(pool[0][0], jpeg_truth)], io, patch=64, variety=v)
+        return [sampler.sample(np.random.default_rng(k))[0] for k in range(30)]
+
+    def detail(gt):  # mean square step between neighbours, per Y, Cb, Cr
+        return np.mean(np.diff(rgb_to_ycbcr_levels(gt), axis=2) ** 2, axis=(1, 2))
+
+    as_is, smoothed = patches(0.0), patches(1.0)
+    assert all(gt.shape == (64, 64, 3) and gt.dtype == np.uint8 for gt in smoothed)
+    before, after = np.mean([detail(g) for g in as_is], 0), np.mean([detail(g) for g in smoothed], 0)
+    assert np.all(after[1:] < 0.5 * before[1:])  # chroma detail gone
+    assert abs(after[0] / before[0] - 1) < 0.05  # luma kept (up to rounding to RGB)
+    # the same crops, and a truth that is itself a JPEG is left as it is
+    assert all(np.abs(a.astype(int) - s.astype(int)).mean() < 8 for a, s in zip(as_is, smoothed))
+    assert all(np.array_equal(a, j) for a, j in zip(as_is, patches(1.0, jpeg_truth=True)))
