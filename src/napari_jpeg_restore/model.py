@@ -75,7 +75,9 @@ class ModelConfig:
     global_channels: tuple[int, ...] = (32, 64, 128, 256)  # Table I, conv1..conv4
     global_pool: bool = False  # average-pool the 7×7 map before fc1 (small presets; paper: False)
     global_hidden: int = 1024  # fc1 width
-    global_features: int = 64  # fc2 width, broadcast over H/2×W/2
+    # fc2 width, broadcast over H/2×W/2; 0: no global branch (a qgcn trained with it left out ships
+    # without it), its join kept over the body's features alone
+    global_features: int = 64
     global_size: int = 112
 
     def __post_init__(self):
@@ -110,8 +112,14 @@ class ModelConfig:
         return (2 if self.colour else 1) if self.uses_maps else 0
 
     @property
-    def has_global(self) -> bool:
+    def joins_global(self) -> bool:
+        """Whether the body has the layer joining global features (``merge``)."""
         return VARIANTS[self.variant].global_input
+
+    @property
+    def has_global(self) -> bool:
+        """Whether a global branch is built and fed the whole image."""
+        return self.joins_global and self.global_features > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,16 +194,19 @@ class RestorationNet(nn.Module):
         (optimizer states, seeded initialisation) they had before this frame existed."""
         cfg = self.config
         self.global_branch = GlobalBranch(cfg, cfg.image_channels + cfg.map_channels) if cfg.has_global else None
-        self.merge = _conv(channels + cfg.global_features, channels) if cfg.has_global else nn.Identity()
+        self.merge = _conv(channels + cfg.global_features, channels) if cfg.joins_global else nn.Identity()
 
     def global_features(self, g: torch.Tensor) -> torch.Tensor | None:
         return None if self.global_branch is None else self.global_branch(g)
 
     def join_global(self, f: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
-        """Features ``f`` with the global vector broadcast beside them and merged (no-op without a
-        global branch); ``features`` None, as in the 64×64 training stage, joins zeros."""
-        if self.global_branch is None:
+        """Features ``f`` with the global vector broadcast beside them and merged (no-op for variants
+        without the join, the join alone when the branch was left out); ``features`` None, as in
+        the 64×64 training stage, joins zeros."""
+        if not self.config.joins_global:
             return f
+        if not self.config.global_features:
+            return self.merge(f)
         b, _, h, w = f.shape
         if features is None:
             features = f.new_zeros(b, self.config.global_features)

@@ -10,7 +10,7 @@ import torch
 from napari_jpeg_restore.atomic import write_atomically
 from napari_jpeg_restore.model import ModelConfig, build_model
 
-from .warm_start import zero_global_output
+from .warm_start import without_global_branch
 
 #: The checkpoint schema; bump it when a key changes meaning. Checkpoints without a "format" are 1.
 CHECKPOINT_FORMAT = 2
@@ -51,7 +51,7 @@ def model_from_checkpoint(ck: dict, ema: bool = False):
     else:
         model.load_state_dict(ck["model"])
     if ck["settings"].get("skip_global"):
-        # trained with global features 0: make the untrained branch output exactly that, so the
-        # engine needs no special case and a later 256×256 stage starts from what was learned
-        zero_global_output(model)
+        # trained with global features 0: the untrained branch is left out (a later 256×256 stage
+        # grows it back from what was learned: warm_start)
+        model = without_global_branch(model)
     return model.eval()

@@ -73,6 +73,10 @@ def guard_gains(folder: Path, data_root: Path) -> dict | None:
     return gains
 
 
+#: What an exported model's record says when the global branch, never trained, is not in its weights.
+GLOBAL_LEFT_OUT = "left out: trained with --skip-global (global features held at zero)"
+
+
 def export(checkpoint, out_dir, *, ema: bool = False, evaluation: dict | None = None, dtype: str = "float16",
            data_root=DATA_ROOT) -> Path:
     """Checkpoint -> shipped safetensors + config.json with the training record (no optimizer),
@@ -82,6 +86,8 @@ def export(checkpoint, out_dir, *, ema: bool = False, evaluation: dict | None = 
     model = model_from_checkpoint(ck, ema=ema)
     record = record_for(ck)
     record["weights"] = f"moving average, decay {ck['settings']['ema']}" if ema else "last step"
+    if ck["settings"].get("skip_global"):
+        record["global_branch"] = GLOBAL_LEFT_OUT
     if ck["settings"].get("init_from"):
         # the lineage: what the warm start itself was trained on, and how long
         try:

@@ -13,7 +13,10 @@ def warm_start(model: nn.Module, source: nn.Module) -> None:
     """Copy ``source``'s weights into ``model``. Their configs must match, except that ``model``
     may add the full-resolution path ``source`` lacks (that path starts at zero, so ``model``
     restores exactly as ``source`` does until training grows it), or be the grayscale twin of a
-    colour ``source`` (see :func:`gray_from_colour`)."""
+    colour ``source`` (see :func:`gray_from_colour`). A ``source`` exported without its global
+    branch (:func:`without_global_branch`) gets a branch held at zero first, as ``model`` has one."""
+    if model.config.has_global and source.config.joins_global and not source.config.has_global:
+        source = with_global_branch(source, model.config.global_features)
     want, have = model.config, source.config
     if have.colour and not want.colour and replace(have, colour=False) == want:
         model.load_state_dict(gray_from_colour(source.state_dict(), model.state_dict()))
@@ -57,3 +60,34 @@ def zero_global_output(model: nn.Module) -> None:
     if branch is not None:
         torch.nn.init.zeros_(branch.fc[-1].weight)
         torch.nn.init.zeros_(branch.fc[-1].bias)
+
+
+def without_global_branch(model: nn.Module) -> nn.Module:
+    """A QGCN trained with its global branch left out (``--skip-global``: global features held at
+    zero) as the network it is: no branch, its join over the body's features alone. Same output;
+    the untrained branch was 85 % of a ``small`` model's weights. No-op without a branch."""
+    from napari_jpeg_restore.model import build_model
+
+    cfg = model.config
+    if not cfg.has_global:
+        return model
+    out = build_model(replace(cfg, global_features=0))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("global_branch.")}
+    state["merge.weight"] = state["merge.weight"][:, : -cfg.global_features]  # the body's channels come first
+    out.load_state_dict(state)
+    return out
+
+
+def with_global_branch(model: nn.Module, features: int) -> nn.Module:
+    """Inverse of :func:`without_global_branch`: a fresh global branch of ``features`` outputs held
+    at zero, so the network restores as before until a global stage trains the branch. The join's
+    weights on those features stay fresh too: were both zero, neither would ever get a gradient."""
+    from napari_jpeg_restore.model import build_model
+
+    out = build_model(replace(model.config, global_features=features))
+    state = model.state_dict()
+    merge = out.state_dict()["merge.weight"].clone()
+    merge[:, : state["merge.weight"].shape[1]] = state["merge.weight"]
+    out.load_state_dict({**state, "merge.weight": merge}, strict=False)  # the branch: fresh
+    zero_global_output(out)
+    return out

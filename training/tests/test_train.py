@@ -586,6 +586,37 @@ def test_unet_preset_trains_with_its_global_branch_and_restores(pool_dir, tmp_pa
     assert out.size == coded.size and not np.array_equal(np.asarray(out), np.asarray(coded))
 
 
+def test_a_skip_global_export_leaves_the_untrained_global_branch_out(pool_dir, tmp_path):
+    from safetensors import safe_open
+
+    from napari_jpeg_restore.model import build_model
+    from napari_jpeg_restore.network_io import NetworkIO
+    from napari_jpeg_restore.weights import load_model
+
+    qgcn = [a if a != "qcn" else "qgcn" for a in BASE]
+    _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *qgcn, "--steps", "2", "--skip-global"])
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "a" / "checkpoint.pt"), "--out", str(tmp_path / "w"),
+                                       "--data-root", str(tmp_path / "no-data")])
+    assert result.exit_code == 0, result.output
+    exported = load_model(tmp_path / "w", colour=True)
+    assert exported.config.global_features == 0 and exported.network.global_branch is None
+    assert "skip-global" in exported.record["global_branch"]
+    with safe_open(str(tmp_path / "w" / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if k.startswith("global_branch.")]
+    assert not NetworkIO(exported.config).takes_global  # the engine makes no whole-image input for it
+    # the network as trained (its branch held at zero; weights in the export's float16) restores as the export does
+    ck = _weights(tmp_path / "a")
+    from qgcn_training.checkpoint import ModelConfig
+    from qgcn_training.warm_start import zero_global_output
+
+    trained = build_model(ModelConfig.from_dict(ck["config"]))
+    trained.load_state_dict({k: v.half().float() for k, v in ck["model"].items()})
+    zero_global_output(trained)
+    x, g = torch.rand(2, 5, 48, 48), torch.rand(2, 5, 112, 112)
+    with torch.no_grad():
+        torch.testing.assert_close(exported.network.eval()(x), trained.eval()(x, g), atol=1e-5, rtol=0)
+
+
 def test_global_stage_trains_only_the_global_branch_on_a_frozen_restoration_branch(pool_dir, tmp_path):
     qgcn = [a if a != "qcn" else "qgcn" for a in BASE]
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *qgcn, "--steps", "2", "--skip-global"])
@@ -596,9 +627,12 @@ def test_global_stage_trains_only_the_global_branch_on_a_frozen_restoration_bran
     from napari_jpeg_restore.weights import load_model
 
     start, end = load_model(tmp_path / "w", colour=True).network.state_dict(), _weights(tmp_path / "b")["model"]
-    moved = {k for k in start if not torch.equal(start[k], end[k])}
-    assert moved and all(k.startswith(("global_branch.", "merge.")) for k in moved), moved
-    assert any(k.startswith("global_branch.") for k in moved) and any(k.startswith("merge.") for k in moved)
+    assert not any(k.startswith("global_branch.") for k in start)  # grown back for the global stage
+    # the restoration branch stays as exported; the grown branch and the join train
+    assert all(torch.equal(start[k], end[k]) for k in start if not k.startswith("merge."))
+    channels = start["merge.weight"].shape[1]
+    assert not torch.equal(end["merge.weight"][:, :channels], start["merge.weight"])
+    assert end["global_branch.fc.3.weight"].abs().sum() > 0  # grown at zero, trained since
     bad = CliRunner().invoke(main, ["train", "--data", str(pool_dir), "--out", str(tmp_path / "c"), *qgcn,
                                     "--steps", "1", "--train-only", "global", "--skip-global"])
     assert bad.exit_code == 2 and "needs the qgcn variant with the global branch on" in bad.output
