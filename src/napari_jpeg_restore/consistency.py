@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -115,6 +116,7 @@ def _dct_matrix(dtype, device):
     return d.to(dtype=dtype, device=device)
 
 
+@lru_cache(maxsize=32)  # every tile of every image asks for the same few (their making was 4 % of a projection)
 def _transforms(fy: int, fx: int, dtype, device):
     """For a component sampled every ``fy`` × ``fx`` pixels, (down, across, up, back): the
     coefficients of each (8 fy, 8 fx) block ``X`` of full-resolution pixels are
@@ -312,7 +314,9 @@ def _in_pixel_range(ycc):
 def _file_blocks(blocks: np.ndarray, row: int, col: int, shape) -> np.ndarray:
     """``shape`` blocks of a coefficient array from (row, col), as (block rows, 8, block cols, 8)
     (a coefficient plane's layout: see :func:`_coefficients`), NaN where the file has none."""
+    part = blocks[row : row + shape[0], col : col + shape[1]].transpose(0, 2, 1, 3)
+    if part.shape[::2] == tuple(shape):  # a tile inside the file: one pass, no fill
+        return part.astype(np.float32)
     out = np.full((shape[0], 8, shape[1], 8), np.nan, dtype=np.float32)
-    part = blocks[row : row + shape[0], col : col + shape[1]]
-    out[: part.shape[0], :, : part.shape[1]] = part.transpose(0, 2, 1, 3)
+    out[: part.shape[0], :, : part.shape[2]] = part
     return out
