@@ -262,3 +262,30 @@ def test_command_line_takes_the_option(tmp_path, random_weights):
     assert ok.exit_code == 0, ok.output
     bad = CliRunner().invoke(main, [str(tmp_path / "a.jpg"), "-o", str(tmp_path / "bad"), "--consistency", "2"])
     assert bad.exit_code == 2 and "consistency α must be in (0, 1]" in bad.output
+
+
+def test_projection_trains_after_the_engine_ran_it():
+    """A training process also restores (validation, export): the projection's gradient must still
+    flow after it ran in inference mode."""
+    gt = data_image("LIVE1/parrots.png").crop((0, 0, 64, 48))
+    decoded, facts, coefficients = _coded(gt, 30, subsampling="4:2:0")
+    with torch.inference_mode():
+        project(image_tensor(decoded), facts, 0.4, coefficients=coefficients)
+    restored = (image_tensor(decoded) + 0.02).requires_grad_()
+    project(restored, facts, 0.4, coefficients=coefficients, rounds=1).sum().backward()
+    assert restored.grad is not None and restored.grad.abs().sum() > 0
+
+
+def test_reading_coefficients_leaves_jpeglibs_library_as_it_was():
+    import jpeglib
+
+    from napari_jpeg_restore.consistency import JPEGLIB_VERSION, keep_reader_library
+
+    gt = data_image("LIVE1/parrots.png").crop((0, 0, 64, 48))
+    jpeglib.version.set("6b")  # someone else's choice in this process
+    _, facts, coefficients = _coded(gt, 30)
+    assert coefficients is not None and jpeglib.version.get() == "6b"
+    keep_reader_library()  # what training does once
+    again = _coded(gt, 30)[2]
+    assert jpeglib.version.get() == JPEGLIB_VERSION
+    assert all(np.array_equal(a, b) for a, b in zip(coefficients.blocks, again.blocks))

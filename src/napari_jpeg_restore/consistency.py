@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -58,11 +59,33 @@ class Coefficients:
     source: str
 
 
+def keep_reader_library() -> None:
+    """Select jpeglib's library for the rest of this process. Each read otherwise selects it and
+    then restores the one before, and each selection lists jpeglib's folder and runs a hundred
+    regular expressions (1.1 ms a read, a fifth of a training patch's making); a process that
+    reads many files and shares jpeglib with no one (training) calls this once."""
+    import jpeglib
+
+    jpeglib.version.set(JPEGLIB_VERSION)
+
+
+@contextmanager
+def _reader_library():
+    """jpeglib's library set to :data:`JPEGLIB_VERSION` inside the block, as it was after."""
+    import jpeglib
+
+    if jpeglib.version.get() == JPEGLIB_VERSION:
+        yield
+        return
+    with jpeglib.version(JPEGLIB_VERSION):
+        yield
+
+
 def _read(path: str, facts: JpegFacts) -> Coefficients | None:
     import jpeglib
 
     try:
-        with jpeglib.version(JPEGLIB_VERSION):
+        with _reader_library():
             jpeg = jpeglib.read_dct(path)
             planes = (jpeg.Y,) if not facts.colour else (jpeg.Y, jpeg.Cb, jpeg.Cr)
             tables = jpeg.qt
@@ -125,9 +148,11 @@ def _transforms(fy: int, fx: int, dtype, device):
     replicated over the pixels it averaged, as ``up @ C @ back``."""
     import torch
 
-    d = _dct_matrix(dtype, device)
-    down, back = (torch.repeat_interleave(d, f, dim=1) / f for f in (fy, fx))
-    return down, back.T.contiguous(), down.T * fy, back * fx
+    # kept across calls, so never inference tensors (the engine's), which training could not use
+    with torch.inference_mode(False):
+        d = _dct_matrix(dtype, device)
+        down, back = (torch.repeat_interleave(d, f, dim=1) / f for f in (fy, fx))
+        return down, back.T.contiguous(), down.T * fy, back * fx
 
 
 def _coefficients(planes, transforms):

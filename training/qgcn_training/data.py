@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from napari_jpeg_restore.consistency import coefficients_from_bytes
+from napari_jpeg_restore.consistency import coefficients_from_bytes, keep_reader_library
 from napari_jpeg_restore.jpeg import JPEG_SUFFIXES, facts_from_image, ijg_scale, ijg_tables, jpeg_bytes, open_jpeg_bytes
 from napari_jpeg_restore.network_io import NetworkIO, image_tensor, to_pixels
 
@@ -200,6 +200,8 @@ class PatchSampler:
             raise ValueError(f"no training images of at least {CROP}×{CROP} pixels")
         self.pool, self.io, self.patch, self.variety, self.seed = pool, io, patch, variety, seed
         self.with_coefficients = with_coefficients
+        if with_coefficients:
+            keep_reader_library()
         # 256×256 crops with step 128 (section IV-A); a patch is drawn inside a crop
         self.crops = [
             (i, y, x)
