@@ -284,7 +284,9 @@ class Trainer:
             trains = VARIANTS[self.config.variant].stages[s.train_only]
             for name, p in self.model.named_parameters():
                 p.requires_grad_(trains(name))
-        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=s.lr)
+        # fused: one kernel for all parameters (a U-Net step's update 11 -> 3.6 ms on one CPU thread)
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=s.lr,
+                                          fused=self.device.type in ("cpu", "cuda"))
         if s.skip_global and "global" in VARIANTS[self.config.variant].stages:
             # the global stage takes no part, and DDP refuses parameters it is told to train that get
             # no gradient. Frozen after the optimizer is made: it keeps them (never stepped), so
