@@ -1,5 +1,6 @@
-"""Training-only surgery on networks: warm starts that may grow a network, and a global branch
-held at zero for the 64×64 stage. The core never needs these, so they live here."""
+"""Training-only surgery on networks: warm starts that may grow a network, and the global branch
+held at zero for the 64×64 stage, left out of what that stage exports and grown back for the next.
+The core never needs these, so they live here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import replace
 
 import torch
 from torch import nn
+
+from napari_jpeg_restore.model import build_model
 
 
 def warm_start(model: nn.Module, source: nn.Module) -> None:
@@ -66,8 +69,6 @@ def without_global_branch(model: nn.Module) -> nn.Module:
     """A QGCN trained with its global branch left out (``--skip-global``: global features held at
     zero) as the network it is: no branch, its join over the body's features alone. Same output;
     the untrained branch was 85 % of a ``small`` model's weights. No-op without a branch."""
-    from napari_jpeg_restore.model import build_model
-
     cfg = model.config
     if not cfg.has_global:
         return model
@@ -82,8 +83,6 @@ def with_global_branch(model: nn.Module, features: int) -> nn.Module:
     """Inverse of :func:`without_global_branch`: a fresh global branch of ``features`` outputs held
     at zero, so the network restores as before until a global stage trains the branch. The join's
     weights on those features stay fresh too: were both zero, neither would ever get a gradient."""
-    from napari_jpeg_restore.model import build_model
-
     out = build_model(replace(model.config, global_features=features))
     state = model.state_dict()
     merge = out.state_dict()["merge.weight"].clone()
