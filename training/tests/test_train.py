@@ -589,9 +589,10 @@ def test_unet_preset_trains_with_its_global_branch_and_restores(pool_dir, tmp_pa
 def test_a_skip_global_export_leaves_the_untrained_global_branch_out(pool_dir, tmp_path):
     from safetensors import safe_open
 
-    from napari_jpeg_restore.model import build_model
+    from napari_jpeg_restore.model import ModelConfig, build_model
     from napari_jpeg_restore.network_io import NetworkIO
     from napari_jpeg_restore.weights import load_model
+    from qgcn_training.warm_start import zero_global_output
 
     qgcn = [a if a != "qcn" else "qgcn" for a in BASE]
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "a"), *qgcn, "--steps", "2", "--skip-global"])
@@ -606,9 +607,6 @@ def test_a_skip_global_export_leaves_the_untrained_global_branch_out(pool_dir, t
     assert not NetworkIO(exported.config).takes_global  # the engine makes no whole-image input for it
     # the network as trained (its branch held at zero; weights in the export's float16) restores as the export does
     ck = _weights(tmp_path / "a")
-    from qgcn_training.checkpoint import ModelConfig
-    from qgcn_training.warm_start import zero_global_output
-
     trained = build_model(ModelConfig.from_dict(ck["config"]))
     trained.load_state_dict({k: v.half().float() for k, v in ck["model"].items()})
     zero_global_output(trained)
