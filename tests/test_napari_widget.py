@@ -167,6 +167,8 @@ def test_controls_come_from_the_options_metadata(make_napari_viewer, errors):
         if f.metadata["span"]:
             assert (control.min, control.max, control.step) == f.metadata["span"]
     assert {c.name for c in w._advanced} == {"tile", "overlap", "threads", "precision"}
+    for name in ("overlap", "threads"):  # 0 stands for the model's or torch's own, and says so
+        assert w.controls[name].value == 0 and w.controls[name].native.specialValueText() == "auto"
     assert not w.advanced_section.isExpanded()
     assert list(w.controls["device"].choices) == ["auto", *available_devices()]  # only what this machine has
 

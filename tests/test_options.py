@@ -52,7 +52,7 @@ def test_help_of_the_filter_shows_the_options():
     ({"overlap": 10}, "overlap must be 0 or a multiple of 16 pixels"),
     ({"tile": -16}, "tile must be 0 or a multiple of 16"),
     ({"precision": "int8"}, "precision must be one of"),
-    ({"threads": 0}, "threads must be at least 1"),
+    ({"threads": -1}, "threads must be at least 1"),
     ({"model": "no-such-model"}, "no-such-model: not a shipped model"),
 ])
 def test_bad_options_fail_when_made(bad, message):
@@ -62,6 +62,7 @@ def test_bad_options_fail_when_made(bad, message):
 
 def test_text_spellings_of_the_defaults():
     assert RestoreOptions(model="default", device="auto") == RestoreOptions(model="", device="") == DEFAULTS
+    assert RestoreOptions(overlap=0, threads=0) == DEFAULTS  # how the widget's spin boxes spell auto
     assert issubclass(OptionError, ValueError)
 
 
@@ -75,3 +76,24 @@ def test_a_bad_option_is_one_usage_error_before_any_file(tmp_path):
         result = CliRunner().invoke(jpeg_restore, [str(tmp_path), "-o", str(tmp_path / "out"), *args])
         assert result.exit_code == 2 and result.output.count(message) == 1, result.output
         assert not (tmp_path / "out").exists()
+
+
+def test_the_tile_overlap_follows_the_model_unless_given(random_weights, tmp_path):
+    import shutil
+
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.options import FALLBACK_OVERLAP
+    from napari_jpeg_restore.weights import WeightsError, load_model, update_record
+
+    folder = shutil.copytree(random_weights["colour"], tmp_path / "model")
+    assert Engine.for_model(load_model(folder), DEFAULTS).overlap == FALLBACK_OVERLAP  # its record names none
+    update_record(folder, tiling={"overlap": 64})
+    model = load_model(folder)
+    assert Engine.for_model(model, DEFAULTS).overlap == 64
+    assert Engine.for_model(model, RestoreOptions(overlap=16)).overlap == 16  # one given wins
+    with pytest.raises(OptionError, match=r"tile \(128\) must be 0 or larger than twice the overlap \(64, the model's own\)"):
+        RestoreOptions(model=str(folder), tile=128).checked()  # before any work
+    assert RestoreOptions(model=str(folder), tile=144).checked().tile == 144
+    update_record(folder, tiling={"overlap": 20})
+    with pytest.raises(WeightsError, match="model: the record's tile overlap 20 is not a multiple of 16 pixels"):
+        load_model(folder).tile_overlap

@@ -55,8 +55,10 @@ def option_control(f) -> ValueWidget:
         return ComboBox(choices=choices, value=shown, **common)
     if meta["span"] is not None:
         low, high, step = meta["span"]
-        spin = FloatSpinBox if meta["kind"] is float else SpinBox
-        return spin(min=low, max=high, step=step, value=shown, **common)
+        spin = (FloatSpinBox if meta["kind"] is float else SpinBox)(min=low, max=high, step=step, value=shown, **common)
+        if meta["none"] == low:  # the value that stands for the default reads as what it means
+            spin.native.setSpecialValueText("auto")
+        return spin
     return LineEdit(value=str(shown), **common)
 
 

@@ -75,25 +75,29 @@ class Engine:
     """Runs one model on whole images of any size, in overlapping tiles.
 
     ``options.tile``: the side of the window fed to the network (0 = the whole image at once);
-    ``options.overlap``: context added on each side of a tile's kept core, so tile seams vanish.
+    ``options.overlap``: context added on each side of a tile's kept core, so tile seams vanish
+    (auto: the model's own, as far as it sees).
     Both lie on the :data:`GRID` (the options refuse values off it).
     """
 
-    def __init__(self, model, options: RestoreOptions = DEFAULTS, *, trained_alpha: float | None = None):
-        """``model``: a network of the family; ``trained_alpha``: the consistency half-width chosen
-        for it (its record's), which ``options.consistency="auto"`` uses (else the default)."""
+    def __init__(self, model, options: RestoreOptions = DEFAULTS, *, trained_alpha: float | None = None,
+                 trained_overlap: int | None = None):
+        """``model``: a network of the family; ``trained_alpha`` and ``trained_overlap``: the
+        consistency half-width and tile overlap chosen for it (its record's), which the options'
+        auto settings use (else their defaults)."""
         self.options = options
         self.device = pick_device(options.device)
         self.model = _on_device(model, self.device).eval()
         self.io = NetworkIO(self.model.config)
         #: the consistency interval's half-width this engine projects with (None: off)
         self.alpha = options.alpha(DEFAULT_ALPHA if trained_alpha is None else trained_alpha)
-        self.tile, self.overlap = options.tile, options.overlap  # on the GRID (RestoreOptions' rule)
+        self.tile, self.overlap = options.tile, options.tile_overlap(trained_overlap)  # on the GRID (RestoreOptions' rule)
 
     @classmethod
     def for_model(cls, trained: TrainedModel, options: RestoreOptions = DEFAULTS) -> "Engine":
-        """An engine for loaded weights, with the consistency α their record holds."""
-        return cls(trained.network, options, trained_alpha=trained.consistency_alpha)
+        """An engine for loaded weights, with the consistency α and tile overlap their record holds."""
+        return cls(trained.network, options, trained_alpha=trained.consistency_alpha,
+                   trained_overlap=trained.tile_overlap)
 
     @classmethod
     def for_kind(cls, options: RestoreOptions, colour: bool) -> "Engine":

@@ -27,7 +27,7 @@ class QGCNRestore(ImageFilter.MultibandFilter):
 
     def __init__(self, quantization=None, subsampling: str | None = None, *, coefficients: Coefficients | None = None,
                  model: str | None = DEFAULTS.model, device: str | None = DEFAULTS.device, tile: int = DEFAULTS.tile,
-                 overlap: int = DEFAULTS.overlap, threads: int | None = DEFAULTS.threads,
+                 overlap: int | None = DEFAULTS.overlap, threads: int | None = DEFAULTS.threads,
                  precision: str = DEFAULTS.precision, strength: float = DEFAULTS.strength,
                  consistency: str | float = DEFAULTS.consistency, progress: Callable[[int, int], None] | None = None,
                  cancel: Callable[[], bool] | None = None):

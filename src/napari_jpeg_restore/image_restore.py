@@ -60,7 +60,7 @@ def _open(path) -> Image.Image:
 
 
 def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEFAULTS.device,
-            tile: int = DEFAULTS.tile, overlap: int = DEFAULTS.overlap, threads: int | None = DEFAULTS.threads,
+            tile: int = DEFAULTS.tile, overlap: int | None = DEFAULTS.overlap, threads: int | None = DEFAULTS.threads,
             precision: str = DEFAULTS.precision, strength: float = DEFAULTS.strength,
             consistency: str | float = DEFAULTS.consistency, quantization=None, quality: int | None = None,
             subsampling: str | None = None, coefficients: Coefficients | None = None,
@@ -74,7 +74,7 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
 
     ``model``: None (the shipped model for the image's mode), a shipped name or a path to exported
     weights. ``tile``: window side in pixels (0 = whole image at once); ``overlap``: context on each
-    side of a tile. ``strength`` scales the quantization maps the network sees: > 1 removes more
+    side of a tile (None: the model's own, from its record). ``strength`` scales the quantization maps the network sees: > 1 removes more
     (as if compressed harder), < 1 less; 1.0 trusts the tables. ``consistency``: "auto" (the
     default) holds the result to the file's quantization intervals with the model's own α, a
     number sets α (0.5: the exact set), "off" skips it (see :mod:`.consistency`). ``options``: a

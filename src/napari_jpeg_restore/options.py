@@ -1,9 +1,9 @@
 """The restoration options every face offers, with their defaults written once.
 
 :class:`RestoreOptions` is a value: its fields are checked against each other when it is made (a
-negative strength, a tile no larger than twice the overlap). What needs the machine or the disk (a
-device it lacks, a model that does not exist) is :meth:`RestoreOptions.checked`, which every face
-calls once, before any work, never once per file.
+negative strength, a tile no larger than twice the overlap asked for). What needs the machine or the
+disk (a device it lacks, a model that does not exist, a tile too small for the model's own overlap)
+is :meth:`RestoreOptions.checked`, which every face calls once, before any work, never once per file.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from dataclasses import dataclass, field, fields, replace
 from .device import PRECISIONS, available_devices, pick_device
 from .errors import RestoreError
 from .jpeg import GRID
-from .weights import resolve
+from .weights import read_config, recorded_overlap, resolve
+
+#: The tile overlap for a model whose record names none: what every model was tiled with before
+#: overlaps were chosen per model (enough for the flat bodies: tiled equals whole within a level).
+FALLBACK_OVERLAP = 32
 
 
 class OptionError(RestoreError):
@@ -40,10 +44,12 @@ class RestoreOptions:
     tile: int = field(default=512, metadata=_help(
         f"Window side in pixels: 0 (the whole image at once) or a multiple of {GRID} larger than twice the overlap.",
         int, span=(0, 8192, GRID), advanced=True))
-    overlap: int = field(default=32, metadata=_help(
-        f"Context pixels added on each side of a tile, a multiple of {GRID}.", int, span=(0, 512, GRID), advanced=True))
+    overlap: int | None = field(default=None, metadata=_help(
+        f"Context pixels added on each side of a tile, a multiple of {GRID} (0 or auto: the model's own, from its "
+        f"record; {FALLBACK_OVERLAP} for a model whose record names none).", int, none=0, span=(0, 512, GRID),
+        advanced=True))
     threads: int | None = field(default=None, metadata=_help(
-        "CPU threads for torch (default: torch's; 0 in the widget).", int, none=0, span=(0, 256, 1), advanced=True))
+        "CPU threads for torch (0 or auto: torch's default).", int, none=0, span=(0, 256, 1), advanced=True))
     precision: str = field(default="auto", metadata=_help(
         "auto: bfloat16 autocast on CPUs with native bfloat16 (AVX512-BF16 or AMX; about twice as fast, PSNR "
         "within 0.01 dB), float32 elsewhere; or float32, bfloat16, float16 (autocast; float16 for GPUs).",
@@ -57,17 +63,17 @@ class RestoreOptions:
         "set; smaller: nearer the coded values); off: no projection.", str))
 
     def __post_init__(self):
-        for f in fields(self):  # how text faces spell the default ("default", "auto"): stored as None
-            if isinstance(f.metadata["none"], str) and getattr(self, f.name) in ("", f.metadata["none"]):
+        for f in fields(self):  # how faces spell the default ("default", "auto", 0): stored as None
+            if f.metadata["none"] is not None and getattr(self, f.name) in ("", f.metadata["none"]):
                 object.__setattr__(self, f.name, None)
         for name in ("tile", "overlap"):  # one rule, for every face: a value off the grid is refused
             value = getattr(self, name)
-            if value < 0 or value % GRID:
+            if value is not None and (value < 0 or value % GRID):
                 below = max(value // GRID * GRID, 0)
                 raise OptionError(f"{name} must be 0 or a multiple of {GRID} pixels, got {value} "
                                   f"(try {below} or {below + GRID})")
-        if self.tile and self.tile <= 2 * self.overlap:
-            raise OptionError(f"tile ({self.tile}) must be 0 or larger than twice the overlap ({self.overlap})")
+        if self.overlap is not None:
+            self.tile_overlap(None)
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"threads must be at least 1, got {self.threads}")
         if self.precision not in PRECISIONS:
@@ -81,8 +87,8 @@ class RestoreOptions:
         ValueError naming the option)."""
         if self.device is not None:
             pick_device(self.device)
-        if self.model is not None:
-            resolve(self.model, colour=True)
+        for folder in {resolve(self.model, colour) for colour in (True, False)}:  # a named model: one folder
+            self.tile_overlap(recorded_overlap(read_config(folder)["record"], folder))
         return self
 
     def alpha(self, model_alpha: float) -> float | None:
@@ -90,6 +96,15 @@ class RestoreOptions:
         if self.consistency == "off":
             return None
         return model_alpha if self.consistency == "auto" else float(self.consistency)
+
+    def tile_overlap(self, model_overlap: int | None) -> int:
+        """The overlap to tile with, given the model's own (its record's; None: none named)."""
+        overlap = self.overlap if self.overlap is not None else \
+            FALLBACK_OVERLAP if model_overlap is None else model_overlap
+        if self.tile and self.tile <= 2 * overlap:
+            whose = "" if self.overlap is not None else ", the model's own"
+            raise OptionError(f"tile ({self.tile}) must be 0 or larger than twice the overlap ({overlap}{whose})")
+        return overlap
 
     def replace(self, **changes) -> "RestoreOptions":
         return replace(self, **changes)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .atomic import write_atomically
 from .errors import RestoreError
+from .jpeg import GRID
 from .maps import MAP_NORMALISATION
 
 if TYPE_CHECKING:
@@ -53,6 +54,20 @@ class TrainedModel:
         (``qgcn-train choose-consistency``), or None if none was chosen."""
         alpha = self.record.get("consistency", {}).get("alpha")
         return None if alpha is None else float(alpha)
+
+    @property
+    def tile_overlap(self) -> int | None:
+        """The tile overlap chosen for this model (``qgcn-train choose-overlap``: tiled output
+        equals the whole image's within a level), or None if none was chosen."""
+        return recorded_overlap(self.record, self.folder)
+
+
+def recorded_overlap(record: dict, folder) -> int | None:
+    """The tile overlap a model's record names (None: none chosen); ``folder`` names it in errors."""
+    overlap = record.get("tiling", {}).get("overlap")
+    if overlap is not None and (not isinstance(overlap, int) or overlap < 0 or overlap % GRID):
+        raise WeightsError(f"{folder}: the record's tile overlap {overlap!r} is not a multiple of {GRID} pixels")
+    return overlap
 
 
 def shipped_models() -> list[str]:

@@ -10,7 +10,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from napari_jpeg_restore.options import RestoreOptions, click_options
+from napari_jpeg_restore.options import DEFAULTS, RestoreOptions, click_options
 
 from .data import DATA_ROOT, JpegVariety
 from .train import TrainSettings
@@ -259,6 +259,40 @@ def choose_consistency(folder, data_root, threads):
                                        "gain_db_mean_worst": table})
     record_guard(folder, data_root)
     click.echo(json.dumps({"alpha": alpha, "gain_db_mean_worst": table}, indent=1))
+
+
+@main.command("choose-overlap")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--data-root", default=str(DATA_ROOT), show_default=True, type=click.Path(file_okay=False))
+@click.option("--tile", type=int, default=DEFAULTS.tile, show_default=True, help="The tile side to choose it for.")
+@click.option("--threads", type=int, help="Torch CPU threads.")
+def choose_overlap(folder, data_root, tile, threads):
+    """Choose the tile overlap of exported weights in FOLDER: the smallest at which tiled output
+    equals the whole image's within a level on training-pool images (centre crops of set pool-val),
+    stored in the record; the engine tiles with it unless told an overlap."""
+    from tqdm import tqdm
+
+    from napari_jpeg_restore.weights import load_model, update_record
+
+    from . import evaluate as ev
+
+    model = load_model(folder, colour=None)
+    name = "pool-val" if model.config.colour else "pool-val-gray"
+    images = ev.centre_crops(ev.set_images(Path(data_root), name), ev.OVERLAP_CROP)
+    try:
+        options = RestoreOptions(tile=tile, threads=threads)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with tqdm(total=len(images) * len(ev.OVERLAP_QUALITIES) * len(ev.OVERLAP_CANDIDATES), desc="choose overlap",
+              leave=False) as bar:
+        overlap, table = ev.choose_overlap(model, images, options, progress=bar.update)
+    if overlap is None:
+        raise click.ClickException(f"{folder}: no overlap under half the tile ({tile}) keeps tiled output within "
+                                   f"{ev.OVERLAP_LEVELS} level of the whole image's {table}; none recorded")
+    update_record(folder, tiling={"overlap": overlap, "tile": tile, "set": f"{name}, centre {ev.OVERLAP_CROP}² crops",
+                                  "images": len(images), "qualities": list(ev.OVERLAP_QUALITIES),
+                                  "precision": "float32", "difference_levels": table})
+    click.echo(json.dumps({"overlap": overlap, "difference_levels": table}, indent=1))
 
 
 @main.command()

@@ -139,6 +139,44 @@ def choose_alpha(model, images, options, qualities=ALPHA_QUALITIES, candidates=A
     return best, table
 
 
+#: The tile overlaps a model's own is chosen from (multiples of the MCU grid), the qualities that
+#: choose it (the lowest correct the most, so seams show there first), the most a tiled output may
+#: differ from the whole image's, in levels (1: the rounding of a float difference), and the side
+#: of the centre crops it is chosen on (several default tiles each: seams, corners among them).
+OVERLAP_CANDIDATES = (16, 32, 48, 64, 96, 128)
+OVERLAP_QUALITIES = (10, 30)
+OVERLAP_LEVELS = 1
+OVERLAP_CROP = 1024
+
+
+def choose_overlap(model, images, options, qualities=OVERLAP_QUALITIES, candidates=OVERLAP_CANDIDATES,
+                   progress=None):
+    """The smallest overlap at which ``model``'s output tiled as ``options.tile`` says equals its
+    whole-image output within :data:`OVERLAP_LEVELS` on every image and quality (None if no
+    candidate narrower than half the tile does); returns (overlap, {overlap: largest difference
+    seen}); a candidate stops at its first image beyond that, so a failed one costs little.
+    The projection is off (it acts block by block, the same tiled or whole), and the network runs
+    in float32: bfloat16 rounds differently in windows of other sizes, by a level or two at any
+    overlap, while the overlap answers for how far the network sees."""
+    options = replace(options, precision="float32")
+    cases = [coded(gt, q)[:2] for q in qualities for _, gt in images]
+    whole = [Engine.for_model(model, replace(options, tile=0, consistency="off")).run(*case) for case in cases]
+    table = {}
+    for overlap in (o for o in candidates if 2 * o < options.tile):
+        engine = Engine.for_model(model, replace(options, overlap=overlap, consistency="off"))
+        table[overlap] = 0
+        for case, reference in zip(cases, whole):
+            tiled = engine.run(*case)
+            table[overlap] = max(table[overlap], int(np.abs(tiled.astype(np.int16) - reference).max()))
+            if progress:
+                progress()
+            if table[overlap] > OVERLAP_LEVELS:
+                break
+        else:
+            return overlap, table
+    return None, table
+
+
 def inputs_hash(images) -> str:
     h = hashlib.sha256()
     for name, pix in images:

@@ -345,6 +345,41 @@ def test_export_writes_fp16_weights_with_record(pool_dir, tmp_path):
         tmp_path / "w" / "model.safetensors").values())
 
 
+def test_choose_overlap_records_the_narrowest_seamless_overlap_and_the_engine_tiles_with_it(pool_dir, tmp_path):
+    """A U-Net's lower levels see far: at a 16-pixel overlap its tiles show (random weights, float32),
+    at the chosen one tiled output equals the whole image's within a level, and the engine uses it."""
+    from dataclasses import replace
+
+    from napari_jpeg_restore.engine import Engine
+    from napari_jpeg_restore.model import build_model, preset
+    from napari_jpeg_restore.weights import load_model, save_weights
+    from qgcn_training.evaluate import OVERLAP_LEVELS, coded
+
+    (tmp_path / "data" / "WikiPhotos49").mkdir(parents=True)  # the set pool-val: the pool's last images
+    for f in sorted(pool_dir.glob("*.png"))[:3]:
+        (tmp_path / "data" / "WikiPhotos49" / f.name).write_bytes(f.read_bytes())
+    torch.manual_seed(0)
+    folder = save_weights(build_model(replace(preset("tiny"), body="unet", unet_channels=(8, 16, 32),
+                                              unet_blocks=(1, 1, 2))), tmp_path / "w", record={})
+    result = CliRunner().invoke(main, ["choose-overlap", str(folder), "--data-root", str(tmp_path / "data"),
+                                       "--tile", "128", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.output[result.output.index("{"):])
+    table = {int(k): v for k, v in chosen["difference_levels"].items()}
+    overlap = chosen["overlap"]
+    assert overlap > min(table) and table[overlap] <= OVERLAP_LEVELS  # the narrowest candidate failed
+    assert all(levels > OVERLAP_LEVELS for o, levels in table.items() if o < overlap)
+    model = load_model(folder, colour=True)
+    assert model.record["tiling"]["overlap"] == overlap == model.tile_overlap
+    options = RestoreOptions(tile=128, precision="float32", consistency="off")
+    engine = Engine.for_model(model, options)
+    assert engine.overlap == overlap
+    with Image.open(pool_dir / "4.png") as im:  # not one it was chosen on
+        pixels, facts = coded(np.asarray(im), 10)[:2]
+    whole = Engine.for_model(model, options.replace(tile=0)).run(pixels, facts)
+    assert np.abs(engine.run(pixels, facts).astype(int) - whole).max() <= OVERLAP_LEVELS
+
+
 def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     import json
 
