@@ -116,7 +116,7 @@ def main() -> None:
     from napari_jpeg_restore.jpeg import facts_from_image
     from napari_jpeg_restore.model import build_model, model_cost, preset
     from napari_jpeg_restore.options import RestoreOptions
-    from napari_jpeg_restore.weights import load_model
+    from napari_jpeg_restore.weights import TrainedModel, load_model
 
     data = photo(1.0)
     im = Image.open(io.BytesIO(data))
@@ -129,15 +129,17 @@ def main() -> None:
     print("| network | params | fp16 weights | MACs/pixel (restoration) | MACs/image (global) | "
           + " | ".join(f"s/MP, consistency {c}" for c in settings) + " |")
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(settings))
-    rows = [(name, build_model(preset(name)), ["off"]) for name in args.presets.split(",") if name]
+    # a trained model runs as users meet it: its record's α and tile overlap
+    rows = [(name, TrainedModel(build_model(preset(name)), Path(name)), ["off"])
+            for name in args.presets.split(",") if name]
     for name in args.models.split(","):
         if name:
             trained = load_model(name)
-            rows.append((f"{name} ({trained.record.get('preset', '?')}, trained)", trained.network, settings))
+            rows.append((f"{name} ({trained.record.get('preset', '?')}, trained)", trained, settings))
     for name, model, timed in rows:
         cost = model_cost(model.config)
-        engines = {c: Engine(model, RestoreOptions(threads=args.threads, precision=args.precision, consistency=c))
-                   for c in timed}
+        engines = {c: Engine.for_model(model, RestoreOptions(threads=args.threads, precision=args.precision,
+                                                             consistency=c)) for c in timed}
         times: dict[str, list[float]] = {c: [] for c in timed}
         for _ in range(args.repeats):
             for c, engine in engines.items():
