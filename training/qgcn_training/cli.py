@@ -269,12 +269,14 @@ def choose_consistency(folder, data_root, threads):
 def choose_overlap(folder, data_root, tile, threads):
     """Choose the tile overlap of exported weights in FOLDER: the smallest at which tiled output
     equals the whole image's within a level on training-pool images (centre crops of set pool-val),
-    stored in the record; the engine tiles with it unless told an overlap."""
+    stored in the record with the guard gains re-measured; the engine tiles with it unless told an
+    overlap."""
     from tqdm import tqdm
 
     from napari_jpeg_restore.weights import load_model, update_record
 
     from . import evaluate as ev
+    from .export import record_guard
 
     model = load_model(folder, colour=None)
     name = "pool-val" if model.config.colour else "pool-val-gray"
@@ -292,6 +294,7 @@ def choose_overlap(folder, data_root, tile, threads):
     update_record(folder, tiling={"overlap": overlap, "tile": tile, "set": f"{name}, centre {ev.OVERLAP_CROP}² crops",
                                   "images": len(images), "qualities": list(ev.OVERLAP_QUALITIES),
                                   "precision": "float32", "difference_levels": table})
+    record_guard(folder, data_root)
     click.echo(json.dumps({"overlap": overlap, "difference_levels": table}, indent=1))
 
 
