@@ -129,7 +129,8 @@ def main() -> None:
     print("| network | params | fp16 weights | MACs/pixel (restoration) | MACs/image (global) | "
           + " | ".join(f"s/MP, consistency {c}" for c in settings) + " |")
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(settings))
-    # a trained model runs as users meet it: its record's α and tile overlap
+    # every engine is built as the faces build theirs (Engine.for_model), so a trained model runs with its
+    # record's α and tile overlap; a preset is a model without a record
     rows = [(name, TrainedModel(build_model(preset(name)), Path(name)), ["off"])
             for name in args.presets.split(",") if name]
     for name in args.models.split(","):

@@ -74,8 +74,8 @@ def restore(img, *, model: str | None = DEFAULTS.model, device: str | None = DEF
 
     ``model``: None (the shipped model for the image's mode), a shipped name or a path to exported
     weights. ``tile``: window side in pixels (0 = whole image at once); ``overlap``: context on each
-    side of a tile (None: the model's own, from its record). ``strength`` scales the quantization maps the network sees: > 1 removes more
-    (as if compressed harder), < 1 less; 1.0 trusts the tables. ``consistency``: "auto" (the
+    side of a tile (None: the model's own, from its record). ``strength`` scales the quantization
+    maps the network sees: > 1 removes more (as if compressed harder), < 1 less; 1.0 trusts the tables. ``consistency``: "auto" (the
     default) holds the result to the file's quantization intervals with the model's own α, a
     number sets α (0.5: the exact set), "off" skips it (see :mod:`.consistency`). ``options``: a
     :class:`RestoreOptions` to use instead of the keywords before it.

@@ -87,8 +87,10 @@ class RestoreOptions:
         ValueError naming the option)."""
         if self.device is not None:
             pick_device(self.device)
-        for folder in {resolve(self.model, colour) for colour in (True, False)}:  # a named model: one folder
-            self.tile_overlap(recorded_overlap(read_config(folder)["record"], folder))
+        folders = {resolve(self.model, colour) for colour in (True, False)}  # a named model: one folder
+        if self.overlap is None and self.tile:  # a given overlap was checked against the tile when made
+            for folder in folders:
+                self.tile_overlap(recorded_overlap(read_config(folder)["record"], folder))
         return self
 
     def alpha(self, model_alpha: float) -> float | None:

@@ -160,7 +160,8 @@ def choose_overlap(model, images, options, qualities=OVERLAP_QUALITIES, candidat
     overlap, while the overlap answers for how far the network sees."""
     options = replace(options, precision="float32")
     cases = [coded(gt, q)[:2] for q in qualities for _, gt in images]
-    whole = [Engine.for_model(model, replace(options, tile=0, consistency="off")).run(*case) for case in cases]
+    untiled = Engine.for_model(model, replace(options, tile=0, consistency="off"))
+    whole = [untiled.run(*case) for case in cases]
     table = {}
     for overlap in (o for o in candidates if 2 * o < options.tile):
         engine = Engine.for_model(model, replace(options, overlap=overlap, consistency="off"))
