@@ -1,16 +1,8 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} not found (tests read ../shared/data beside the repository)")
-    return path
+from shared_data import DATA, need
 
 
 @pytest.fixture(scope="session")

@@ -262,7 +262,7 @@ def test_the_gpu_carry_fits(tmp_path):
     import subprocess
     from pathlib import Path
 
-    from conftest import DATA, need
+    from shared_data import DATA, need
 
     root = Path(__file__).resolve().parents[2]
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
@@ -383,9 +383,9 @@ def test_choose_overlap_records_the_narrowest_seamless_overlap_and_the_engine_ti
 def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
     import json
 
-    from conftest import DATA, need
     from napari_jpeg_restore.model import build_model, preset
     from napari_jpeg_restore.weights import save_weights
+    from shared_data import DATA, need
 
     torch.manual_seed(0)
     save_weights(build_model(preset("tiny", colour=False)), tmp_path / "gray")
@@ -412,8 +412,8 @@ def test_evaluate_cli_writes_table_json_and_plot(tmp_path):
 def test_evaluate_finds_the_data_from_any_folder(tmp_path, monkeypatch):
     """The default --data-root is ../shared/data beside the repository, found from the package, not
     from the working directory; $QGCN_DATA moves it."""
-    from conftest import DATA, need
     from qgcn_training.data import DATA_ROOT
+    from shared_data import DATA, need
 
     assert DATA_ROOT.resolve() == need(DATA).resolve()
     from napari_jpeg_restore.model import build_model, preset
@@ -430,8 +430,8 @@ def test_evaluate_finds_the_data_from_any_folder(tmp_path, monkeypatch):
 def test_export_merges_evaluations_of_one_model_and_refuses_a_repeated_one(pool_dir, tmp_path):
     import json
 
-    from conftest import DATA, need
     from napari_jpeg_restore.weights import load_model
+    from shared_data import DATA, need
 
     _train(["--data", str(pool_dir), "--out", str(tmp_path / "run"), *BASE, "--gray", "--steps", "2"])
     ck = str(tmp_path / "run" / "checkpoint.pt")

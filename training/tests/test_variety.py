@@ -60,8 +60,8 @@ def test_double_compression_and_jpeg_ground_truth_cap():
 
 @pytest.mark.parametrize("shifted_share", [1.0, 0.0])
 def test_double_compression_shifts_the_first_grid(shifted_share):
-    from conftest import DATA, need
     from napari_jpeg_restore.blind import estimate
+    from shared_data import DATA, need
 
     with Image.open(need(DATA / "LIVE1" / "parrots.png")) as im:
         pool = [(np.asarray(im.convert("RGB")), False)]
@@ -110,8 +110,8 @@ def test_records_before_high_share_read_as_its_complement():
 
 
 def test_smoothed_chroma_patches_keep_luma_and_lose_chroma_detail():
-    from conftest import DATA, need
     from napari_jpeg_restore.color import rgb_to_ycbcr_levels
+    from shared_data import DATA, need
 
     with Image.open(need(DATA / "WikiPhotos49" / "001.png")) as im:
         pool = [(np.asarray(im.convert("RGB")), False)]
