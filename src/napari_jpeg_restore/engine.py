@@ -177,27 +177,22 @@ class Engine:
         return out[top : top + pixels.shape[0], left : left + pixels.shape[1]]
 
     def _project_band(self, out, band, facts, coefficients, padded, offset, shape):
-        """Project a row of tile cores ``band`` [(core, output)] as one region and write it to
-        ``out``; empties ``band``. The projection's cost is largely per call: one per row of tiles
-        instead of one per tile took a third off it (1 MP, 512-pixel tiles)."""
+        """Project a row of tile cores ``band`` [(core, output)] onto the constraint set as one
+        region (see :meth:`iter_tiles`), write it to ``out`` and empty ``band``. The projection's
+        cost is largely per call: one per row of tiles instead of one per tile took a third off it
+        (1 MP, 512-pixel tiles)."""
         import torch
 
-        (cy0, cy1, cx0, _), cx1 = band[0][0], band[-1][0][3]
+        (cy0, cy1, cx0, _), cx1, (top, left) = band[0][0], band[-1][0][3], offset
         y = torch.cat([y for _, y in band], dim=2) if len(band) > 1 else band[0][1]
-        with torch.autocast(self.device.type, enabled=False):  # the transform runs in float32
-            y = self._consistent(y, facts, coefficients, padded, (cy0, cy1, cx0, cx1), offset, shape)
-        out[cy0:cy1, cx0:cx1] = to_pixels(y)
-        band.clear()
-
-    def _consistent(self, y, facts, coefficients, padded, core, offset, shape):
-        """A region's output ``y`` (tile cores, one row) projected onto the constraint set (see
-        :meth:`iter_tiles`)."""
-        (cy0, cy1, cx0, cx1), (top, left) = core, offset
         decoded = None if coefficients is not None else image_tensor(padded[cy0:cy1, cx0:cx1]).to(self.device)
         valid = (max(top - cy0, 0), min(top + shape[0] - cy0, cy1 - cy0),
                  max(left - cx0, 0), min(left + shape[1] - cx0, cx1 - cx0))
-        return project(y, facts, self.alpha, coefficients=coefficients, decoded=decoded, origin=(cy0, cx0),
-                       valid=valid)
+        with torch.autocast(self.device.type, enabled=False):  # the transform runs in float32
+            y = project(y, facts, self.alpha, coefficients=coefficients, decoded=decoded, origin=(cy0, cx0),
+                        valid=valid)
+        out[cy0:cy1, cx0:cx1] = to_pixels(y)
+        band.clear()
 
     @staticmethod
     def _steps(facts) -> tuple[int, int]:
