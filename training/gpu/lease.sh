@@ -12,7 +12,7 @@
 # then run with carry [".whl", ".data"]:
 #   bash training/gpu/lease.sh check           # imports + 5 steps (one short call)
 #   bash training/gpu/lease.sh train 7 [ARGS]  # 7 minutes, then fp16 weights (+ EMA) + log into $OUT
-#   e.g. ARGS: --continue training/continue/unet-colour --batch 64   (the parked lineage, GPU batch)
+#   e.g. ARGS: --continue src/napari_jpeg_restore/weights/qgcn-colour --batch 64   (the shipped lineage, GPU batch)
 # Before any lease, the same code path runs here on the CPU (a test does this):
 #   DATA=../shared/data/device-pack bash training/gpu/lease.sh dry-run [ARGS]
 set -euo pipefail

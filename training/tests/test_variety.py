@@ -104,7 +104,7 @@ def test_16_bit_tables_are_coded_without_libjpeg_lines_on_the_console(capfd):
 
 
 def test_records_before_high_share_read_as_its_complement():
-    # training/continue/unet-colour's record, and the shipped models', store low_share
+    # older records (the shipped models' among them) store low_share
     assert JpegVariety.from_dict({"low_share": 0.4}).high_share == pytest.approx(0.6)
     assert JpegVariety.from_dict({"high_share": 0.2}) == JpegVariety(high_share=0.2)
 
