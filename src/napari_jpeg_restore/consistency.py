@@ -340,7 +340,7 @@ def _project_mcus(batch, bounds):
             forward, inverse = _block_transforms(fy, fx, batch.dtype, batch.device)
             pixels = batch[:, i]
             dct = _blocks(pixels, 8 * fy, 8 * fx) @ forward
-            change = (torch.clamp(dct, low, high).sub_(dct) @ inverse).view(*_blocked_shape(pixels, 8 * fy, 8 * fx))
+            change = (torch.clamp(dct, low, high).sub_(dct) @ inverse).view(_blocked_shape(pixels, 8 * fy, 8 * fx))
             pixels.view(_blocked_shape(pixels, 8 * fy, 8 * fx, grouped=False)).add_(change.transpose(2, 3))
     return batch
 
