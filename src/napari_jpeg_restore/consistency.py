@@ -246,7 +246,7 @@ def project(ycc: "Tensor", facts: JpegFacts, alpha: float, *, coefficients: Coef
             have = (max(blocks.shape[0] - row, 0), max(blocks.shape[1] - col, 0))  # block rows, cols the file holds
         else:
             assert coded is not None  # checked above: no coefficients, so the decoded region
-            k = torch.round((255 * _coefficients(coded[i], _transforms(1, 1, ycc.dtype, ycc.device))
+            k = torch.round((255 * _coefficients(coded[i], _transforms(fy, fx, ycc.dtype, ycc.device))
                              .reshape(shape[0], 8, shape[1], 8)
                              - shift) / q)
             have = shape
@@ -338,23 +338,22 @@ def _project_mcus(batch, bounds):
         if bound is not None:
             (fy, fx), low, high = bound
             forward, inverse = _block_transforms(fy, fx, batch.dtype, batch.device)
-            pixels = batch[:, i]
-            dct = _blocks(pixels, 8 * fy, 8 * fx) @ forward
-            change = (torch.clamp(dct, low, high).sub_(dct) @ inverse).view(_blocked_shape(pixels, 8 * fy, 8 * fx))
-            pixels.view(_blocked_shape(pixels, 8 * fy, 8 * fx, grouped=False)).add_(change.transpose(2, 3))
+            pixels = _block_view(batch[:, i], 8 * fy, 8 * fx)
+            dct = _blocks(batch[:, i], 8 * fy, 8 * fx) @ forward
+            change = torch.clamp(dct, low, high).sub_(dct) @ inverse
+            pixels.add_(change.view(pixels.transpose(2, 3).shape).transpose(2, 3))
     return batch
 
 
-def _blocked_shape(t, by: int, bx: int, grouped: bool = True) -> tuple[int, ...]:
-    """(N, block rows, block cols, by, bx) for (N, h, w) cut in ``by`` × ``bx`` blocks, or
-    (N, block rows, by, block cols, bx) (the plain view) unless ``grouped``."""
+def _block_view(t, by: int, bx: int):
+    """(N, h, w) seen as (N, block rows, ``by``, block cols, ``bx``), a view."""
     n, h, w = t.shape
-    return (n, h // by, w // bx, by, bx) if grouped else (n, h // by, by, w // bx, bx)
+    return t.view(n, h // by, by, w // bx, bx)
 
 
 def _blocks(t, by: int, bx: int):
     """(N, h, w) cut in ``by`` × ``bx`` blocks, each flattened: (N × blocks, by × bx), a copy."""
-    return t.reshape(_blocked_shape(t, by, bx, grouped=False)).transpose(2, 3).reshape(-1, by * bx)
+    return _block_view(t, by, bx).transpose(2, 3).reshape(-1, by * bx)
 
 
 @lru_cache(maxsize=32)
